@@ -1,0 +1,113 @@
+// Batch norm on the CPU over x viewed as [N, C, S]; one channel per task.
+//
+//   xhat = (x - mean_c) * invstd_c,   y = weight_c * xhat + bias_c
+// Backward with batch statistics (M = N * S values per channel):
+//   dbias_c = sum dout,  dweight_c = sum dout * xhat,
+//   dx = weight_c * invstd_c / M * (M * dout - dbias_c - xhat * dweight_c)
+#include <cmath>
+
+#include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/thread_pool.h"
+
+namespace ss::cpu {
+
+namespace {
+template <class T>
+const T* ptr(const Tensor& t) {
+  return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;
+}
+}  // namespace
+
+void CpuBackend::batch_norm_stats(const Tensor& x, int64_t N, int64_t C, int64_t S, double eps,
+                                  Tensor& mean, Tensor& var_biased, Tensor& invstd) {
+  dispatch_dtype(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    const T* px = ptr<T>(x);
+    T* pm = static_cast<T*>(mean.raw_data());
+    T* pv = static_cast<T*>(var_biased.raw_data());
+    T* pi = static_cast<T*>(invstd.raw_data());
+    parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        // Two passes in double: the mean, then the centred second moment.
+        double s = 0;
+        for (int64_t n = 0; n < N; ++n) {
+          const T* p = px + (n * C + c) * S;
+          for (int64_t k = 0; k < S; ++k) s += p[k];
+        }
+        const double m = s / double(N * S);
+        double q = 0;
+        for (int64_t n = 0; n < N; ++n) {
+          const T* p = px + (n * C + c) * S;
+          for (int64_t k = 0; k < S; ++k) q += (p[k] - m) * (p[k] - m);
+        }
+        const double v = q / double(N * S);
+        pm[c] = T(m);
+        pv[c] = T(v);
+        pi[c] = T(1.0 / std::sqrt(v + eps));
+      }
+    });
+  });
+}
+
+void CpuBackend::batch_norm_forward(const Tensor& x, int64_t N, int64_t C, int64_t S,
+                                    const Tensor& weight, const Tensor& bias, const Tensor& mean,
+                                    const Tensor& invstd, Tensor& out) {
+  dispatch_dtype(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    const T *px = ptr<T>(x), *pw = ptr<T>(weight), *pb = ptr<T>(bias);
+    const T *pm = ptr<T>(mean), *pi = ptr<T>(invstd);
+    T* po = static_cast<T*>(out.raw_data());
+    parallel_for(N * C, std::max<int64_t>(1, 4096 / S), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t c = r % C;
+        const T scale = pi[c] * (pw ? pw[c] : T(1));
+        const T shift = (pb ? pb[c] : T(0)) - pm[c] * scale;
+        const T* p = px + r * S;
+        T* o = po + r * S;
+        for (int64_t k = 0; k < S; ++k) o[k] = p[k] * scale + shift;
+      }
+    });
+  });
+}
+
+void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& dout, int64_t N, int64_t C,
+                                     int64_t S, const Tensor& weight, const Tensor& mean,
+                                     const Tensor& invstd, bool train, Tensor* dinp,
+                                     Tensor* dweight, Tensor* dbias) {
+  dispatch_dtype(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    const T *px = ptr<T>(x), *pg = ptr<T>(dout), *pw = ptr<T>(weight);
+    const T *pm = ptr<T>(mean), *pi = ptr<T>(invstd);
+    T* pd = dinp ? static_cast<T*>(dinp->raw_data()) : nullptr;
+    T* pdw = dweight ? static_cast<T*>(dweight->raw_data()) : nullptr;
+    T* pdb = dbias ? static_cast<T*>(dbias->raw_data()) : nullptr;
+    const double M = double(N * S);
+    parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const double m = pm[c], is = pi[c];
+        double sg = 0, sgx = 0;  // sum dout, sum dout * xhat
+        for (int64_t n = 0; n < N; ++n) {
+          const T* p = px + (n * C + c) * S;
+          const T* g = pg + (n * C + c) * S;
+          for (int64_t k = 0; k < S; ++k) {
+            sg += g[k];
+            sgx += g[k] * (p[k] - m) * is;
+          }
+        }
+        if (pdb) pdb[c] = T(sg);
+        if (pdw) pdw[c] = T(sgx);
+        if (!pd) continue;
+        const double w = pw ? pw[c] : 1.0;
+        const T a = T(w * is), b = T(train ? sg / M : 0.0), q = T(train ? sgx / M : 0.0);
+        for (int64_t n = 0; n < N; ++n) {
+          const T* p = px + (n * C + c) * S;
+          const T* g = pg + (n * C + c) * S;
+          T* d = pd + (n * C + c) * S;
+          for (int64_t k = 0; k < S; ++k) d[k] = a * (g[k] - b - (p[k] - T(m)) * T(is) * q);
+        }
+      }
+    });
+  });
+}
+
+}  // namespace ss::cpu

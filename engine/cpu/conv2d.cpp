@@ -1,0 +1,176 @@
+// Conv2d on the CPU: im2col over a chunk of images, then one large GEMM per chunk.
+//
+// For a chunk of B images the columns are col [Cin*kh*kw, B*Ho*Wo]; then
+//   forward:  out_chunk [Cout, B*Ho*Wo] = weight [Cout, Cin*kh*kw] x col
+//   backward: dweight += dout_chunk x col^T,   dcol = weight^T x dout_chunk, then col2im.
+// Chunks are sized so that col stays near kColBudget elements: GEMMs stay large while the
+// packing buffer stays small.
+#include <algorithm>
+#include <cstring>
+
+#include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/thread_pool.h"
+
+namespace ss::cpu {
+
+namespace {
+constexpr int64_t kColBudget = int64_t(1) << 22;
+
+int64_t chunk_images(const Conv2dArgs& a) {
+  const int64_t per_image = a.Cin * a.kh * a.kw * a.Ho * a.Wo;
+  return std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, per_image), 1, a.N);
+}
+
+// col[(c, i, j), (b, oh, ow)] = x[n0 + b, c, oh*s - p + i, ow*s - p + j] (0 outside).
+template <class T>
+void im2col(const Conv2dArgs& a, const T* x, int64_t n0, int64_t B, T* col) {
+  const int64_t HoWo = a.Ho * a.Wo, rows = a.Cin * a.kh * a.kw, ld = B * HoWo;
+  parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t c = r / (a.kh * a.kw), i = (r / a.kw) % a.kh, j = r % a.kw;
+      // Output columns whose input column is inside the image: ow in [ow0, ow1).
+      const int64_t ow0 = std::clamp<int64_t>((a.pad - j + a.stride - 1) / a.stride, 0, a.Wo);
+      const int64_t ow1 =
+          std::clamp<int64_t>((a.W + a.pad - j + a.stride - 1) / a.stride, ow0, a.Wo);
+      for (int64_t b = 0; b < B; ++b) {
+        const T* plane = x + ((n0 + b) * a.Cin + c) * a.H * a.W;
+        T* dst = col + r * ld + b * HoWo;
+        for (int64_t oh = 0; oh < a.Ho; ++oh) {
+          T* d = dst + oh * a.Wo;
+          const int64_t ih = oh * a.stride - a.pad + i;
+          if (ih < 0 || ih >= a.H) {
+            std::fill(d, d + a.Wo, T(0));
+            continue;
+          }
+          std::fill(d, d + ow0, T(0));
+          const T* src = plane + ih * a.W - a.pad + j;
+          if (a.stride == 1)
+            std::memcpy(d + ow0, src + ow0, size_t(ow1 - ow0) * sizeof(T));
+          else
+            for (int64_t ow = ow0; ow < ow1; ++ow) d[ow] = src[ow * a.stride];
+          std::fill(d + ow1, d + a.Wo, T(0));
+        }
+      }
+    }
+  });
+}
+
+// dx[n0 + b, c, ih, iw] += col[(c, i, j), (b, oh, ow)]: the adjoint of im2col. Each task owns
+// one input channel, so no two tasks write the same element.
+template <class T>
+void col2im(const Conv2dArgs& a, const T* col, int64_t n0, int64_t B, T* dx) {
+  const int64_t HoWo = a.Ho * a.Wo, ld = B * HoWo;
+  parallel_for(a.Cin, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t i = 0; i < a.kh; ++i)
+        for (int64_t j = 0; j < a.kw; ++j) {
+          const int64_t r = (c * a.kh + i) * a.kw + j;
+          const int64_t ow0 = std::clamp<int64_t>((a.pad - j + a.stride - 1) / a.stride, 0, a.Wo);
+          const int64_t ow1 =
+              std::clamp<int64_t>((a.W + a.pad - j + a.stride - 1) / a.stride, ow0, a.Wo);
+          for (int64_t b = 0; b < B; ++b) {
+            T* plane = dx + ((n0 + b) * a.Cin + c) * a.H * a.W;
+            const T* src = col + r * ld + b * HoWo;
+            for (int64_t oh = 0; oh < a.Ho; ++oh) {
+              const int64_t ih = oh * a.stride - a.pad + i;
+              if (ih < 0 || ih >= a.H) continue;
+              T* d = plane + ih * a.W - a.pad + j;
+              const T* s = src + oh * a.Wo;
+              for (int64_t ow = ow0; ow < ow1; ++ow) d[ow * a.stride] += s[ow];
+            }
+          }
+        }
+  });
+}
+
+// out[n0 + b, co, :] = tmp[co, b*HoWo : (b+1)*HoWo] + bias[co]
+template <class T>
+void scatter_out(const Conv2dArgs& a, const T* tmp, const T* bias, int64_t n0, int64_t B, T* out) {
+  const int64_t HoWo = a.Ho * a.Wo;
+  parallel_for(B * a.Cout, 4, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / a.Cout, co = t % a.Cout;
+      const T* s = tmp + co * B * HoWo + b * HoWo;
+      T* d = out + ((n0 + b) * a.Cout + co) * HoWo;
+      const T bv = bias ? bias[co] : T(0);
+      for (int64_t k = 0; k < HoWo; ++k) d[k] = s[k] + bv;
+    }
+  });
+}
+
+// tmp[co, b*HoWo + k] = dout[n0 + b, co, k]
+template <class T>
+void gather_dout(const Conv2dArgs& a, const T* dout, int64_t n0, int64_t B, T* tmp) {
+  const int64_t HoWo = a.Ho * a.Wo;
+  parallel_for(B * a.Cout, 4, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / a.Cout, co = t % a.Cout;
+      std::memcpy(tmp + co * B * HoWo + b * HoWo, dout + ((n0 + b) * a.Cout + co) * HoWo,
+                  size_t(HoWo) * sizeof(T));
+    }
+  });
+}
+
+Tensor scratch(int64_t n, DType dt) {
+  return Tensor::empty({n}, dt);
+}
+}  // namespace
+
+void CpuBackend::conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight,
+                                const Tensor& bias, Tensor& out) {
+  const int64_t B = chunk_images(a), K = a.Cin * a.kh * a.kw, HoWo = a.Ho * a.Wo;
+  dispatch_dtype(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    Tensor col = scratch(K * B * HoWo, x.dtype()), tmp = scratch(a.Cout * B * HoWo, x.dtype());
+    const T* px = static_cast<const T*>(x.raw_data());
+    const T* pb = bias.defined() ? static_cast<const T*>(bias.raw_data()) : nullptr;
+    for (int64_t n0 = 0; n0 < a.N; n0 += B) {
+      const int64_t nb = std::min(B, a.N - n0);
+      im2col(a, px, n0, nb, static_cast<T*>(col.raw_data()));
+      gemm(false, false, a.Cout, nb * HoWo, K, 1.0, weight, col, 0.0, tmp);
+      scatter_out(a, static_cast<const T*>(tmp.raw_data()), pb, n0, nb,
+                  static_cast<T*>(out.raw_data()));
+    }
+  });
+}
+
+void CpuBackend::conv2d_backward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight,
+                                 const Tensor& dout, Tensor* dinp, Tensor* dweight, Tensor* dbias) {
+  const int64_t B = chunk_images(a), K = a.Cin * a.kh * a.kw, HoWo = a.Ho * a.Wo;
+  dispatch_dtype(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    const T* px = static_cast<const T*>(x.raw_data());
+    const T* pg = static_cast<const T*>(dout.raw_data());
+    Tensor col = scratch(K * B * HoWo, x.dtype()), g = scratch(a.Cout * B * HoWo, x.dtype());
+    if (dinp) dinp->fill_(0.0);
+    for (int64_t n0 = 0; n0 < a.N; n0 += B) {
+      const int64_t nb = std::min(B, a.N - n0);
+      gather_dout(a, pg, n0, nb, static_cast<T*>(g.raw_data()));
+      if (dweight) {
+        // dweight [Cout, K] (+)= g [Cout, nb*HoWo] x col^T
+        im2col(a, px, n0, nb, static_cast<T*>(col.raw_data()));
+        gemm(false, true, a.Cout, K, nb * HoWo, 1.0, g, col, n0 == 0 ? 0.0 : 1.0, *dweight);
+      }
+      if (dinp) {
+        // dcol [K, nb*HoWo] = weight^T x g, then scattered back onto the input.
+        gemm(true, false, K, nb * HoWo, a.Cout, 1.0, weight, g, 0.0, col);
+        col2im(a, static_cast<const T*>(col.raw_data()), n0, nb, static_cast<T*>(dinp->raw_data()));
+      }
+    }
+    if (dbias) {
+      T* db = static_cast<T*>(dbias->raw_data());
+      parallel_for(a.Cout, 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t co = c0; co < c1; ++co) {
+          double s = 0;
+          for (int64_t n = 0; n < a.N; ++n) {
+            const T* p = pg + (n * a.Cout + co) * HoWo;
+            for (int64_t k = 0; k < HoWo; ++k) s += p[k];
+          }
+          db[co] = T(s);
+        }
+      });
+    }
+  });
+}
+
+}  // namespace ss::cpu
