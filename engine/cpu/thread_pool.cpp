@@ -38,7 +38,16 @@ class Pool {
     const int64_t parts =
         std::min<int64_t>(size_, std::max<int64_t>(1, n / std::max<int64_t>(1, grain)));
     if (parts <= 1 || t_in_region) {
-      fn(0, n);
+      // Inline, but still a region: the same rules hold whatever the thread count.
+      const bool prev = t_in_region;
+      t_in_region = true;
+      try {
+        fn(0, n);
+      } catch (...) {
+        t_in_region = prev;
+        throw;
+      }
+      t_in_region = prev;
       return;
     }
     std::unique_lock<std::mutex> job_lock(job_mu_);  // one parallel_for at a time
