@@ -401,3 +401,16 @@ TEST_CASE("every bit of the length prefix and header flipped: load consistently 
     }
   }
 }
+
+TEST_CASE("every committed fixture (written by scripts/fixtures_engine.py) passes the checks") {
+  size_t count = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(SELFSUP_FIXTURES)) {
+    if (entry.path().extension() != ".safetensors") continue;
+    CAPTURE(entry.path().string());
+    const ss::SafetensorsFile f = ss::read_safetensors(entry.path().string());
+    CHECK_FALSE(f.tensors.empty());
+    ++count;
+  }
+  MESSAGE(count << " fixture files read");
+  CHECK(count > 0);
+}
