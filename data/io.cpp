@@ -23,7 +23,7 @@ struct GzCloser {
 };
 }  // namespace
 
-// Reads the file in 1 MiB chunks so memory follows the real length, never a header.
+// Reads the file in 64 KiB chunks so memory follows the real length, never a header.
 std::vector<uint8_t> read_file_bytes(const std::string& path, const std::string& tag,
                                      size_t max_bytes) {
   std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
@@ -31,7 +31,7 @@ std::vector<uint8_t> read_file_bytes(const std::string& path, const std::string&
     throw std::runtime_error("[" + tag + "] " + path + ": cannot open (" + std::strerror(errno) +
                              ")");
   std::vector<uint8_t> out;
-  std::vector<uint8_t> chunk(size_t(1) << 20);
+  std::vector<uint8_t> chunk(size_t(1) << 16);
   while (true) {
     const size_t got = std::fread(chunk.data(), 1, chunk.size(), f.get());
     if (got == 0) break;
@@ -55,7 +55,7 @@ std::vector<uint8_t> read_maybe_gz(const std::string& path, const std::string& t
     throw std::runtime_error("[" + tag + "] " + path + ": cannot open (" + std::strerror(errno) +
                              ")");
   std::vector<uint8_t> out;
-  std::vector<uint8_t> chunk(size_t(1) << 20);
+  std::vector<uint8_t> chunk(size_t(1) << 16);
   while (true) {
     const int got = gzread(f.get(), chunk.data(), unsigned(chunk.size()));
     if (got < 0) {
