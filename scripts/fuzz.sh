@@ -11,7 +11,8 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_cifar fuzz_idx fuzz_image)
 
 # The library is instrumented for coverage too (fuzzer-no-link), not only the fuzz entry points.
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -DSELFSUP_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DSELFSUP_FUZZ=ON -DSELFSUP_CUDA=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
   >/dev/null
 cmake --build build-fuzz -j 2 --target "${targets[@]}"

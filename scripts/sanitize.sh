@@ -3,7 +3,7 @@
 # and runs ctest there. Extra arguments go to ctest, e.g.: scripts/sanitize.sh -R data
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSELFSUP_SANITIZE=ON \
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSELFSUP_SANITIZE=ON -DSELFSUP_CUDA=OFF \
   -DSELFSUP_NATIVE=OFF >/dev/null
 # With ctest arguments such as -R data, build only the test targets they select.
 targets=()
