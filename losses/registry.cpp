@@ -12,6 +12,7 @@
 #include "losses/decoupled_uniformity.h"
 #include "losses/infonce.h"
 #include "losses/loss.h"
+#include "losses/spectral.h"
 
 namespace ss {
 
@@ -21,6 +22,7 @@ std::vector<std::pair<std::string, LossFactory>> builtin_losses() {
       {"infonce", make_infonce},              // losses/infonce.cpp
       {"align_uniform", make_align_uniform},  // losses/align_uniform.cpp
       {"du", make_du},                        // losses/decoupled_uniformity.cpp
+      {"spectral", make_spectral},            // losses/spectral.cpp
   };
 }
 
