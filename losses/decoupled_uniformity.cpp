@@ -102,12 +102,82 @@ LossOutput DecoupledUniformity::forward(const Tensor& z, int64_t K) const {
   LossOutput out{du_from_means(mu, opt_.t), {}};
 
   NoGradGuard no_grad;
-  const Tensor m = mu.detach().to(DType::f64);
+  const Tensor m = mu.detach().to(Device::cpu).to(DType::f64);  // diagnostics on the host
   const int64_t N = m.size(0);
   out.diagnostics["mu_sqnorm"] = sum(mul(m, m)).item() / double(N);
   add_weight_metrics(pairwise_sqdist(m).to_vector(), N, opt_.t, out.diagnostics);
   add_wang_isola_metrics(u, K, out.diagnostics);
   return out;
+}
+
+// g [N, P] -> alpha [N, N]
+Tensor kernel_prior_weights(const Tensor& g_in, const DuPriorOptions& opt) {
+  if (!g_in.defined() || g_in.dim() != 2 || g_in.size(0) == 0)
+    throw std::invalid_argument("[du_prior] expects prior features g [N, P], got g " +
+                                (g_in.defined() ? g_in.str() : std::string("undefined")));
+  check_positive("du_prior", "sigma", opt.sigma);
+  check_positive("du_prior", "lambda", opt.lambda);
+  NoGradGuard no_grad;
+  const Tensor g = g_in.detach().to(Device::cpu).to(DType::f64);
+  const int64_t N = g.size(0);
+
+  // G_nm = exp(-||g_n - g_m||^2 / (2 sigma^2)), or the cosine of g_n and g_m
+  std::vector<double> G;
+  if (opt.kernel == PriorKernel::rbf) {
+    G = pairwise_sqdist(g).to_vector();
+    for (double& v : G) v = std::exp(-v / (2 * opt.sigma * opt.sigma));
+  } else {
+    const Tensor gn = normalize(g, 1, kNormEps);
+    G = matmul(gn, gn, false, true).to_vector();
+  }
+
+  // Cholesky of A = G + lambda I = L L^T (A is positive definite: G is a PSD kernel matrix)
+  std::vector<double> L(size_t(N * N), 0.0);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j <= i; ++j) {
+      double v = G[size_t(i * N + j)] + (i == j ? opt.lambda : 0.0);
+      for (int64_t k = 0; k < j; ++k) v -= L[size_t(i * N + k)] * L[size_t(j * N + k)];
+      if (i == j) {
+        if (!(v > 0))
+          throw std::invalid_argument("[du_prior] G + lambda I is not positive definite for g " +
+                                      g_in.str() + "; increase 'lambda'");
+        L[size_t(i * N + i)] = std::sqrt(v);
+      } else {
+        L[size_t(i * N + j)] = v / L[size_t(j * N + j)];
+      }
+    }
+
+  // alpha = A^(-1) G: for each column c of G, solve L y = G_c, then L^T x = y
+  std::vector<double> alpha(size_t(N * N), 0.0), y(size_t(N), 0.0);
+  for (int64_t c = 0; c < N; ++c) {
+    for (int64_t i = 0; i < N; ++i) {
+      double v = G[size_t(i * N + c)];
+      for (int64_t k = 0; k < i; ++k) v -= L[size_t(i * N + k)] * y[size_t(k)];
+      y[size_t(i)] = v / L[size_t(i * N + i)];
+    }
+    for (int64_t i = N - 1; i >= 0; --i) {
+      double v = y[size_t(i)];
+      for (int64_t k = i + 1; k < N; ++k) v -= L[size_t(k * N + i)] * alpha[size_t(k * N + c)];
+      alpha[size_t(i * N + c)] = v / L[size_t(i * N + i)];
+    }
+  }
+  return Tensor::from_vector(alpha, {N, N});
+}
+
+// z [K*N, D], g [N, P] -> []
+Tensor du_kernel_prior_loss(const Tensor& z, int64_t K, const Tensor& g,
+                            const DuPriorOptions& opt) {
+  const int64_t N = views_batch("du_prior", z, K);
+  if (!g.defined() || g.dim() != 2 || g.size(0) != N)
+    throw std::invalid_argument(
+        "[du_prior] prior features g must have one row per image (N = " + std::to_string(N) +
+        "), got g " + (g.defined() ? g.str() : std::string("undefined")) + " for z " + z.str() +
+        " with K = " + std::to_string(K));
+  check_positive("du_prior", "t", opt.t);
+
+  // mu'_n = sum_m alpha_nm mu_m, alpha constant
+  const Tensor alpha = kernel_prior_weights(g, opt).to(z.dtype()).to(z.device());
+  return du_from_means(matmul(alpha, view_means(z, K)), opt.t);
 }
 
 LossPtr make_du(const LossParams& params) {

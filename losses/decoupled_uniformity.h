@@ -42,4 +42,24 @@ class DecoupledUniformity : public Loss {
 // Parameters: "t" (default 2, > 0).
 LossPtr make_du(const LossParams& params);
 
+// ---- kernel-prior variant (Dufumier et al.'s main proposal) --------------------------------
+
+enum class PriorKernel { rbf, cosine };
+
+struct DuPriorOptions {
+  double t = 2;  // kernel scale of L_DU, > 0
+  PriorKernel kernel = PriorKernel::rbf;
+  double sigma = 1;      // RBF bandwidth, > 0
+  double lambda = 0.01;  // ridge, > 0
+};
+
+// g [N, P] prior features -> alpha [N, N] = (G + lambda I)^(-1) G, in float64 on the CPU, with
+// G_nm = exp(-||g_n - g_m||^2 / (2 sigma^2)) (rbf) or g_n.g_m / (||g_n|| ||g_m||) (cosine).
+// A constant: no gradient flows into g.
+Tensor kernel_prior_weights(const Tensor& g, const DuPriorOptions& opt = {});
+
+// z [K*N, D], g [N, P] -> []: L_DU of the means mu replaced by alpha mu (alpha constant).
+Tensor du_kernel_prior_loss(const Tensor& z, int64_t K, const Tensor& g,
+                            const DuPriorOptions& opt = {});
+
 }  // namespace ss

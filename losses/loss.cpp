@@ -92,7 +92,7 @@ double log_mean_exp(const std::vector<double>& v) {
 // u [K*N, D] -> diag["align"], diag["unif"]
 void add_wang_isola_metrics(const Tensor& u_in, int64_t K, std::map<std::string, double>& diag) {
   NoGradGuard no_grad;
-  const Tensor u = u_in.detach().to(DType::f64);
+  const Tensor u = u_in.detach().to(Device::cpu).to(DType::f64);  // on the host, in f64
   const int64_t N = u.size(0) / K;
   std::vector<Tensor> views;
   for (int64_t k = 0; k < K; ++k) views.push_back(u.slice(k * N, (k + 1) * N));

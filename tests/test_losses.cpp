@@ -414,3 +414,46 @@ TEST_CASE("registry: names, parameters and their errors") {
   check_throws_with([] { register_loss("", make_du); }, {"[register_loss]", "empty"});
   check_throws_with([] { register_loss("x", nullptr); }, {"[register_loss]", "'x'"});
 }
+
+TEST_CASE("Decoupled Uniformity with a kernel prior") {
+  // The hand case of losses.md with prior features; references from NumPy (np.linalg.solve).
+  const std::vector<double> v = {1, 0, 0, 1, -1, 0, 0.6, 0.8, 0, 1, -0.8, -0.6};
+  const Tensor z = Tensor::from_vector(v, {6, 2});
+  const Tensor g = Tensor::from_vector(std::vector<double>{0, 0, 1, 0, 0, 2}, {3, 2});
+  DuPriorOptions rbf;  // t 2, sigma 1, lambda 0.01
+  check_values(kernel_prior_weights(g, rbf),
+               {0.9843354570725857, 0.009297781015545606, 0.0013433237742448598,
+                0.00929778101554562, 0.9845144249459816, 1.2688692859902037e-05,
+                0.0013433237742448432, 1.268869285989564e-05, 0.9899179795497011},
+               1e-12);
+  CHECK(du_kernel_prior_loss(z, 2, g, rbf).item() ==
+        doctest::Approx(-2.9409449486567967).epsilon(1e-12));
+
+  DuPriorOptions cosine;
+  cosine.kernel = PriorKernel::cosine;
+  cosine.t = 1;
+  const Tensor g2 = Tensor::from_vector(std::vector<double>{1, 0, 1, 1, 0, 1}, {3, 2});
+  CHECK(du_kernel_prior_loss(z, 2, g2, cosine).item() ==
+        doctest::Approx(-1.2125109688817077).epsilon(1e-12));
+
+  // Priors far apart: G = I, alpha = I / (1 + lambda), so the loss is L_DU of mu / 1.01.
+  const Tensor far = Tensor::from_vector(std::vector<double>{0, 0, 100, 0, 0, 100}, {3, 2});
+  CHECK(du_kernel_prior_loss(z, 2, far, rbf).item() ==
+        doctest::Approx(du_from_means(mul(view_means(z, 2), 1 / 1.01), 2).item()).epsilon(1e-12));
+
+  // alpha is a constant: no gradient reaches the prior features.
+  Tensor gl = leaf({0, 0, 1, 0, 0, 2}, {3, 2});
+  Tensor zl = leaf(v, {6, 2});
+  du_kernel_prior_loss(zl, 2, gl, rbf).backward();
+  CHECK_FALSE(gl.grad().defined());
+  CHECK(zl.grad().defined());
+
+  check_throws_with([&] { du_kernel_prior_loss(z, 2, g.slice(0, 2), rbf); },
+                    {"[du_prior]", "N = 3", "[2, 2]", "[6, 2]"});
+  DuPriorOptions bad = rbf;
+  bad.sigma = 0;
+  check_throws_with([&] { du_kernel_prior_loss(z, 2, g, bad); }, {"[du_prior]", "'sigma'"});
+  bad = rbf;
+  bad.lambda = -1;
+  check_throws_with([&] { du_kernel_prior_loss(z, 2, g, bad); }, {"[du_prior]", "'lambda'"});
+}

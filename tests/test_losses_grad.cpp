@@ -124,3 +124,16 @@ TEST_CASE("float32 and float64 agree on every loss") {
     check_values(b.grad(), a.grad().to_vector(), 1e-5);
   }
 }
+
+TEST_CASE("gradcheck of Decoupled Uniformity with a kernel prior (alpha constant)") {
+  const Tensor g = rand64({3, 5}, 60).detach();
+  for (PriorKernel kernel : {PriorKernel::rbf, PriorKernel::cosine})
+    for (int64_t K : {2, 3}) {
+      INFO("K = " << K << (kernel == PriorKernel::rbf ? ", rbf" : ", cosine"));
+      DuPriorOptions opt;
+      opt.kernel = kernel;
+      check_gradients(
+          [&](const std::vector<Tensor>& in) { return du_kernel_prior_loss(in[0], K, g, opt); },
+          {rand64({K * 3, 4}, 61)});
+    }
+}
