@@ -7,6 +7,7 @@
 
 #include "engine/init.h"
 #include "engine/nn.h"
+#include "engine/optim.h"
 #include "models/head.h"
 #include "models/resnet.h"
 #include "tests/helpers.h"
@@ -149,6 +150,19 @@ TEST_CASE("train / eval recurse, zero_grad, to(dtype)") {
   }
   for (const auto& [n, t] : model->named_buffers()) CHECK(t.dtype() == DType::f64);
   CHECK(model->forward(x.to(DType::f64)).dtype() == DType::f64);
+}
+
+TEST_CASE("BatchNorm num_batches_tracked is optional and counts training batches only") {
+  BatchNorm plain(2);
+  CHECK(plain.state_dict().count("num_batches_tracked") == 0);
+  BatchNorm counted(2, BatchNormOptions{.track_num_batches = true});
+  CHECK(counted.state_dict().count("num_batches_tracked") == 1);
+  Tensor x = Tensor::from_vector(std::vector<float>{1, 2, 3, 5}, {2, 2});
+  counted.forward(x);
+  counted.forward(x);
+  counted.eval();
+  counted.forward(x);
+  CHECK(counted.num_batches_tracked.item() == 2);
 }
 
 TEST_CASE("layer argument errors") {
@@ -355,6 +369,24 @@ TEST_CASE("B23: eval mode never changes BN buffers; features do not depend on th
     model->features(Tensor::normal({5, 3, 12, 12}, 0.5, 2, g));
   }
   sum(model->forward(Tensor::normal({2, 3, 12, 12}, 0, 1, g))).backward();  // a probe step
+  CHECK(snapshot(*model) == before);
+
+  // A linear-probe "epoch": frozen encoder in eval mode, a classifier trained by SGD on its
+  // features. The encoder's parameters and buffers stay bit-identical.
+  model->zero_grad();
+  Generator probe_gen(8);
+  Linear probe(probe_gen, model->encoder->feature_dim(), 3);
+  Sgd probe_opt({single_group(probe, 1e-4)}, SgdOptions{.lr = 0.1, .momentum = 0.9});
+  for (int step = 0; step < 4; ++step) {
+    Tensor feats;
+    {
+      NoGradGuard frozen;
+      feats = model->features(Tensor::normal({4, 3, 12, 12}, 0, 1, g));
+    }
+    cross_entropy(probe.forward(feats), {0, 1, 2, 1}).backward();
+    probe_opt.step();
+    probe_opt.zero_grad();
+  }
   CHECK(snapshot(*model) == before);
 
   // 3. A sample's feature alone equals its feature within a batch (eval mode only).
