@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "engine/ops.h"
+#include "engine/profiler.h"
 #include "engine/tensor.h"
 
 namespace ss {
@@ -101,7 +102,14 @@ void run_backward(const Tensor& root, const Tensor& dout, bool retain_graph) {
     Tensor g = std::move(it->second);
     grads.erase(it);
 
-    std::vector<Tensor> dinps = node->backward(g);
+    const bool timed = prof::enabled();
+    const double t0 = timed ? prof::now_seconds() : 0;
+    std::vector<Tensor> dinps;
+    {
+      prof::BackwardRegion region;
+      dinps = node->backward(g);
+    }
+    if (timed) prof::add(node->op.c_str(), true, prof::now_seconds() - t0);
     if (dinps.size() != node->inputs.size())
       throw std::logic_error("[backward] op '" + node->op + "' returned " +
                              std::to_string(dinps.size()) + " gradients for " +

@@ -7,6 +7,7 @@ using detail::fail;
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                   Tensor& running_var, bool training, double momentum, double eps) {
+  prof::Scope ps("batch_norm");
   if (x.dim() != 2 && x.dim() != 4)
     fail("batch_norm", "expects input [N, C] or [N, C, H, W], got " + x.str());
   const int64_t N = x.size(0), C = x.size(1), S = x.dim() == 4 ? x.size(2) * x.size(3) : 1;

@@ -5,6 +5,7 @@
 
 #include "engine/backend.h"
 #include "engine/ops.h"
+#include "engine/profiler.h"
 
 namespace ss::detail {
 

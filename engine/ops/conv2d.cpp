@@ -16,6 +16,7 @@ int64_t conv_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, i
 // x [N, Cin, H, W], weight [Cout, Cin, kh, kw] -> [N, Cout, Ho, Wo]
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride,
               int64_t pad) {
+  prof::Scope ps("conv2d");
   const std::string shapes = "input " + x.str() + ", weight " + weight.str() +
                              (bias.defined() ? ", bias " + bias.str() : std::string());
   if (x.dim() != 4 || weight.dim() != 4)
@@ -77,6 +78,7 @@ Pool2dArgs pool_args(const char* op, const Tensor& x, int64_t kh, int64_t kw, in
 
 Tensor max_pool2d(const Tensor& x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
                   int64_t pw) {
+  prof::Scope ps("max_pool2d");
   const Pool2dArgs a = pool_args("max_pool2d", x, kh, kw, sh, sw, ph, pw);
   Tensor out = Tensor::empty({a.N, a.C, a.Ho, a.Wo}, x.dtype(), x.device());
   auto argmax = std::make_shared<std::vector<int64_t>>();
@@ -94,6 +96,7 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad) 
 }
 
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad) {
+  prof::Scope ps("avg_pool2d");
   const Pool2dArgs a = pool_args("avg_pool2d", x, kernel, kernel, stride, stride, pad, pad);
   Tensor out = Tensor::empty({a.N, a.C, a.Ho, a.Wo}, x.dtype(), x.device());
   backend(x).avg_pool2d_forward(a, x, out);
@@ -107,6 +110,7 @@ Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad) 
 
 // [N, C, H, W] -> [N, C]: the mean over each plane.
 Tensor global_avg_pool(const Tensor& x) {
+  prof::Scope ps("global_avg_pool");
   if (x.dim() != 4) fail("global_avg_pool", "expects input [N, C, H, W], got " + x.str());
   return mean(x.reshape({x.size(0), x.size(1), x.size(2) * x.size(3)}), 2);
 }

@@ -39,6 +39,7 @@ Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
 }
 
 Tensor binary_op(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
+  prof::Scope ps(name);
   detail::check_compatible(name, a, b);
   Tensor out = Tensor::empty(broadcast_shape(name, a.shape(), b.shape()), a.dtype(), a.device());
   backend(a).binary(op, a, b, out);
@@ -80,6 +81,7 @@ enum class Keep { x, y, none };
 
 Tensor unary_op(const char* name, UnaryOp op, const Tensor& x, Keep keep, double p0 = 0,
                 double p1 = 0) {
+  prof::Scope ps(name);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   backend(x).unary(op, x, out, p0, p1);
   if (!detail::wants_grad(x)) return out;

@@ -10,6 +10,7 @@ using detail::fail;
 // u = x / max(||x||, eps). The norm's derivative is taken as 0 at the zero vector (sqrt's
 // gradient at 0 is defined as 0), so the zero row maps to zero with a finite gradient (B01).
 Tensor normalize(const Tensor& x, int64_t dim_in, double eps) {
+  prof::Scope ps("normalize");
   const int64_t dim = detail::wrap_dim("normalize", x, dim_in);
   if (!(eps > 0)) fail("normalize", "eps must be positive, got " + std::to_string(eps));
   Tensor norm = sqrt(sum(mul(x, x), dim, true));
@@ -18,6 +19,7 @@ Tensor normalize(const Tensor& x, int64_t dim_in, double eps) {
 
 // ||a_i - b_j||^2 = ||a_i||^2 + ||b_j||^2 - 2 a_i . b_j, clamped at 0; a [N, D], b [M, D].
 Tensor pairwise_sqdist(const Tensor& a, const Tensor& b) {
+  prof::Scope ps("pairwise_sqdist");
   if (a.dim() != 2 || b.dim() != 2 || a.size(1) != b.size(1))
     fail("pairwise_sqdist", "expects a [N, D] and b [M, D], got " + a.str() + " and " + b.str());
   Tensor na = sum(mul(a, a), 1, true);                          // [N, 1]
@@ -31,6 +33,7 @@ Tensor pairwise_sqdist(const Tensor& a) {
 }
 
 Tensor masked_fill(const Tensor& x, const std::vector<uint8_t>& mask_in, double value) {
+  prof::Scope ps("masked_fill");
   if (int64_t(mask_in.size()) != x.numel())
     fail("masked_fill", "mask of " + std::to_string(mask_in.size()) + " entries for " + x.str());
   auto mask = std::make_shared<const std::vector<uint8_t>>(mask_in);

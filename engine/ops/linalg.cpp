@@ -7,6 +7,7 @@ using detail::fail;
 
 // C [M, N] = op(A) [M, K] x op(B) [K, N]
 Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  prof::Scope ps("matmul");
   detail::check_compatible("matmul", a, b);
   if (a.dim() != 2 || b.dim() != 2)
     fail("matmul", "operands must be 2-D, got " + a.str() + " and " + b.str());
@@ -36,6 +37,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
 
 // out [N, Dout] = x [N, Din] weight^T [Din, Dout] + bias [Dout]
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  prof::Scope ps("linear");
   if (x.dim() != 2 || weight.dim() != 2 || x.size(1) != weight.size(1))
     fail("linear", "input " + x.str() + " does not match weight " + weight.str() +
                        " (expected input [N, Din] and weight [Dout, Din])");

@@ -24,6 +24,7 @@ void check_nonempty(const char* op, const Tensor& x, int64_t dim) {
 }  // namespace
 
 Tensor sum(const Tensor& x) {
+  prof::Scope ps("sum");
   Tensor out = Tensor::empty({}, x.dtype(), x.device());
   backend(x).reduce(ReduceOp::sum, x, 1, x.numel(), 1, out, nullptr);
   const Shape in_shape = x.shape();
@@ -33,6 +34,7 @@ Tensor sum(const Tensor& x) {
 }
 
 Tensor sum(const Tensor& x, int64_t dim_in, bool keepdim) {
+  prof::Scope ps("sum");
   const int64_t dim = detail::wrap_dim("sum", x, dim_in);
   int64_t outer, n, inner;
   detail::split_dims(x, dim, outer, n, inner);
@@ -56,6 +58,7 @@ Tensor mean(const Tensor& x, int64_t dim_in, bool keepdim) {
 }
 
 Tensor max(const Tensor& x, int64_t dim_in, bool keepdim) {
+  prof::Scope ps("max");
   const int64_t dim = detail::wrap_dim("max", x, dim_in);
   check_nonempty("max", x, dim);
   int64_t outer, n, inner;
@@ -79,6 +82,7 @@ Tensor max(const Tensor& x, int64_t dim_in, bool keepdim) {
 }
 
 Tensor logsumexp(const Tensor& x, int64_t dim_in, bool keepdim) {
+  prof::Scope ps("logsumexp");
   const int64_t dim = detail::wrap_dim("logsumexp", x, dim_in);
   check_nonempty("logsumexp", x, dim);
   int64_t outer, n, inner;
@@ -96,6 +100,7 @@ Tensor logsumexp(const Tensor& x, int64_t dim_in, bool keepdim) {
 
 namespace {
 Tensor softmax_op(const char* name, const Tensor& x, int64_t dim_in, bool log) {
+  prof::Scope ps(name);
   const int64_t dim = detail::wrap_dim(name, x, dim_in);
   check_nonempty(name, x, dim);
   int64_t outer, n, inner;
@@ -120,6 +125,7 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
 
 // loss = mean_n (logsumexp_c x_nc - x_{n, y_n}); every label must lie in [0, C) (case B37).
 Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& labels) {
+  prof::Scope ps("cross_entropy");
   if (logits.dim() != 2) fail("cross_entropy", "expects logits [N, C], got " + logits.str());
   const int64_t N = logits.size(0), C = logits.size(1);
   if (int64_t(labels.size()) != N)

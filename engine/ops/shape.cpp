@@ -11,6 +11,7 @@ Tensor flatten(const Tensor& x) {
 }
 
 Tensor concat(const std::vector<Tensor>& parts) {
+  prof::Scope ps("concat");
   if (parts.empty()) fail("concat", "no tensors given");
   Shape shape = parts[0].shape();
   if (shape.empty()) fail("concat", "cannot concatenate rank-0 tensors along dimension 0");
