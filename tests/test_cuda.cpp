@@ -516,9 +516,9 @@ TEST_CASE("cuda: a few training steps of an MLP match the CPU") {
         p->zero_grad();
       }
     }
-    check_close(loss[0], loss[1], {1e-5, 1e-4}, "MLP loss at step " + std::to_string(step));
+    check_close(loss[0], loss[1], {1e-4, 1e-3}, "MLP loss at step " + std::to_string(step));
   }
-  check_close(w1[0], w1[1], {1e-5, 1e-4}, "MLP first weight after 10 steps");
+  check_close(w1[0], w1[1], {1e-4, 1e-3}, "MLP first weight after 10 steps");
 }
 
 TEST_CASE("cuda: the caching allocator makes no cudaMalloc after a warm-up step") {
