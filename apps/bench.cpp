@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/config.h"
+#include "engine/cpu/blas_setup.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/ops.h"
@@ -81,7 +82,7 @@ int run_bench(const BenchOptions& o_in) {
       o.model.c_str(), (long long)o.head_hidden, (long long)o.head_out, o.loss.c_str(),
       (long long)o.batch, (long long)o.views, (long long)V, (long long)o.channels,
       (long long)o.image_size, (long long)o.image_size, o.device.c_str());
-  std::printf("%s\n", cpu::thread_policy());
+  std::printf("%s\n%s\n", cpu::thread_policy(), cpu::blas_description().c_str());
   std::printf("parameters %lld, forward %.2f GFLOP per step (x3 for forward + backward)\n",
               (long long)model->num_parameters(), fwd_flops / 1e9);
 

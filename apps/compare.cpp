@@ -17,7 +17,7 @@ namespace ss {
 namespace {
 
 std::string num(double v, const char* f = "%.4f") {
-  if (std::isnan(v) || v < -0.5) return "-";
+  if (std::isnan(v)) return "-";
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
   return buf;

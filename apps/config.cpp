@@ -262,8 +262,9 @@ void Config::validate() const {
   if (get_double("optim.warmup_epochs") > double(get_int("optim.epochs")))
     fail("key 'optim.warmup_epochs' = " + value_str(at("optim.warmup_epochs")) +
          " exceeds optim.epochs = " + std::to_string(get_int("optim.epochs")));
-  if (get_string("run.name").empty() || get_string("run.name").find('/') != std::string::npos)
-    fail("key 'run.name' must be a non-empty name without '/'");
+  const std::string& name = get_string("run.name");
+  if (name.empty() || name[0] == '/' || name.find("..") != std::string::npos)
+    fail("key 'run.name' = \"" + name + "\" must be a relative name without '..'");
 }
 
 std::map<std::string, double> Config::loss_params(const std::string& loss) const {

@@ -9,6 +9,7 @@
 #include "apps/compare.h"
 #include "apps/train.h"
 #include "data/loader.h"
+#include "engine/cpu/blas_setup.h"
 #include "engine/cpu/thread_pool.h"
 #include "losses/loss.h"
 
@@ -36,6 +37,7 @@ std::vector<std::string> split_commas(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  cpu::select_blas_kernels(argv);
   CLI::App app{"selfsup: compare self-supervised objectives end to end"};
   app.require_subcommand(1);
 

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "engine/cpu/blas_setup.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
@@ -203,7 +204,7 @@ EvalSummary evaluate_model(SslModel& model, const Config& cfg, const Datasets& d
   }
   if (log)
     log->line("eval: knn top1 " + fmt("%.4f", s.knn.top1) + " top5 " + fmt("%.4f", s.knn.top5) +
-              (s.linear_top1 >= 0 ? " | linear top1 " + fmt("%.4f", s.linear_top1) : "") +
+ (!std::isnan(s.linear_top1) ? " | linear top1 " + fmt("%.4f", s.linear_top1) : "") +
               " | align " + fmt("%.4f", s.align) + " unif " + fmt("%.4f", s.unif));
   return s;
 }
@@ -229,7 +230,7 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& topt, const Dataset
   const Device dev = cfg.get_string("run.device") == "cuda" ? Device::cuda : Device::cpu;
   log.line("selfsup train: " + dir + (resume ? " (resumed)" : ""));
   log.line("config:\n" + cfg.summary());
-  log.line(cpu::thread_policy());
+  log.line(std::string(cpu::thread_policy()) + "; " + cpu::blas_description());
 
   Datasets loaded;
   if (!data_in) loaded = load_datasets(cfg);

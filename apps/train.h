@@ -1,6 +1,7 @@
 // Pretraining one encoder with one objective: `selfsup train`, and the evaluation that
 // `selfsup eval` and `selfsup compare` run on a finished model.
 #pragma once
+#include <cmath>
 #include <map>
 #include <memory>
 #include <string>
@@ -47,7 +48,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt, const Datasets* d
 
 struct EvalSummary {
   KnnResult knn;
-  double linear_top1 = -1;  // -1 when the probe was skipped
+  double linear_top1 = NAN;  // NaN when the probe was skipped
   double align = 0, unif = 0;
 };
 

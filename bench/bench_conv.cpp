@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/cpu/blas_setup.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/ops.h"
 
@@ -39,13 +40,14 @@ double median_seconds(int reps, F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  cpu::select_blas_kernels(argv);
   int threads = 2, reps = 5;
   for (int i = 1; i + 1 < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[++i]);
   }
   cpu::set_num_threads(threads);
-  std::printf("%s\n", cpu::thread_policy());
+  std::printf("%s\n%s\n", cpu::thread_policy(), cpu::blas_description().c_str());
 
   const int64_t N = 256, C = 64, H = 32, W = 32, K = 3;
   Generator g(1);

@@ -4,6 +4,7 @@
 // Backward with batch statistics (M = N * S values per channel):
 //   dbias_c = sum dout,  dweight_c = sum dout * xhat,
 //   dx = weight_c * invstd_c / M * (M * dout - dbias_c - xhat * dweight_c)
+#include <algorithm>
 #include <cmath>
 
 #include "engine/cpu/cpu_backend.h"
@@ -28,19 +29,27 @@ void CpuBackend::batch_norm_stats(const Tensor& x, int64_t N, int64_t C, int64_t
     T* pi = static_cast<T*>(invstd.raw_data());
     parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
-        // Two passes in double: the mean, then the centred second moment.
-        double s = 0;
+        // One pass: per block, sums of x - x0 and (x - x0)^2 in the element type (vectorised),
+        // accumulated in double. Shifting by the channel's first value x0 keeps
+        // var = E[(x - x0)^2] - (E[x - x0])^2 free of cancellation for data far from zero.
+        const double x0 = px[c * S];
+        double s = 0, q = 0;
         for (int64_t n = 0; n < N; ++n) {
           const T* p = px + (n * C + c) * S;
-          for (int64_t k = 0; k < S; ++k) s += p[k];
+          T bs = 0, bq = 0;
+          const T sh = T(x0);
+#pragma omp simd reduction(+ : bs, bq)
+          for (int64_t k = 0; k < S; ++k) {
+            const T d = p[k] - sh;
+            bs += d;
+            bq += d * d;
+          }
+          s += bs;
+          q += bq;
         }
-        const double m = s / double(N * S);
-        double q = 0;
-        for (int64_t n = 0; n < N; ++n) {
-          const T* p = px + (n * C + c) * S;
-          for (int64_t k = 0; k < S; ++k) q += (p[k] - m) * (p[k] - m);
-        }
-        const double v = q / double(N * S);
+        const double M = double(N * S), dm = s / M;
+        const double m = x0 + dm;
+        const double v = std::max(0.0, q / M - dm * dm);
         pm[c] = T(m);
         pv[c] = T(v);
         pi[c] = T(1.0 / std::sqrt(v + eps));
@@ -89,10 +98,15 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& dout, int64_
         for (int64_t n = 0; n < N; ++n) {
           const T* p = px + (n * C + c) * S;
           const T* g = pg + (n * C + c) * S;
+          T bg = 0, bgx = 0;
+          const T mt = T(m);
+#pragma omp simd reduction(+ : bg, bgx)
           for (int64_t k = 0; k < S; ++k) {
-            sg += g[k];
-            sgx += g[k] * (p[k] - m) * is;
+            bg += g[k];
+            bgx += g[k] * (p[k] - mt);
           }
+          sg += bg;
+          sgx += double(bgx) * is;
         }
         if (pdb) pdb[c] = T(sg);
         if (pdw) pdw[c] = T(sgx);

@@ -141,8 +141,27 @@ void CpuBackend::conv2d_backward(const Conv2dArgs& a, const Tensor& x, const Ten
     using T = decltype(t);
     const T* px = static_cast<const T*>(x.raw_data());
     const T* pg = static_cast<const T*>(dout.raw_data());
+    // Stride 1: the input gradient is itself a convolution of dout with the flipped, transposed
+    // kernel (padding k - 1 - p): one dense GEMM with K = Cout*kh*kw instead of a GEMM with
+    // K = Cout followed by a col2im scatter.
+    const bool dinp_as_conv = dinp && a.stride == 1 && a.pad <= a.kh - 1 && a.pad <= a.kw - 1 &&
+                              a.kh == a.kw;
+    if (dinp_as_conv) {
+      Tensor wt = Tensor::empty({a.Cin, a.Cout, a.kh, a.kw}, x.dtype());
+      const T* pw = static_cast<const T*>(weight.raw_data());
+      T* pt = static_cast<T*>(wt.raw_data());
+      // wt[ci, co, i, j] = weight[co, ci, kh - 1 - i, kw - 1 - j]
+      for (int64_t co = 0; co < a.Cout; ++co)
+        for (int64_t ci = 0; ci < a.Cin; ++ci)
+          for (int64_t i = 0; i < a.kh; ++i)
+            for (int64_t j = 0; j < a.kw; ++j)
+              pt[((ci * a.Cout + co) * a.kh + i) * a.kw + j] =
+                  pw[((co * a.Cin + ci) * a.kh + (a.kh - 1 - i)) * a.kw + (a.kw - 1 - j)];
+      const Conv2dArgs t{a.N, a.Cout, a.Ho, a.Wo, a.Cin, a.kh, a.kw, 1, a.kh - 1 - a.pad, a.H, a.W};
+      conv2d_forward(t, dout, wt, Tensor(), *dinp);
+    }
     Tensor col = scratch(K * B * HoWo, x.dtype()), g = scratch(a.Cout * B * HoWo, x.dtype());
-    if (dinp) dinp->fill_(0.0);
+    if (dinp && !dinp_as_conv) dinp->fill_(0.0);
     for (int64_t n0 = 0; n0 < a.N; n0 += B) {
       const int64_t nb = std::min(B, a.N - n0);
       gather_dout(a, pg, n0, nb, static_cast<T*>(g.raw_data()));
@@ -151,7 +170,7 @@ void CpuBackend::conv2d_backward(const Conv2dArgs& a, const Tensor& x, const Ten
         im2col(a, px, n0, nb, static_cast<T*>(col.raw_data()));
         gemm(false, true, a.Cout, K, nb * HoWo, 1.0, g, col, n0 == 0 ? 0.0 : 1.0, *dweight);
       }
-      if (dinp) {
+      if (dinp && !dinp_as_conv) {
         // dcol [K, nb*HoWo] = weight^T x g, then scattered back onto the input.
         gemm(true, false, K, nb * HoWo, a.Cout, 1.0, weight, g, 0.0, col);
         col2im(a, static_cast<const T*>(col.raw_data()), n0, nb, static_cast<T*>(dinp->raw_data()));
