@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/config.h"
+#include "apps/train.h"
 #include "engine/cpu/blas_setup.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/thread_pool.h"
@@ -49,8 +50,8 @@ int run_bench(const BenchOptions& o_in) {
   BenchOptions o = o_in;
   std::string head_bn = "true";
   LossParams loss_params;
+  Config cfg;
   if (!o.config.empty()) {
-    Config cfg;
     cfg.load_file(o.config);
     cfg.validate();
     o.model = cfg.get_string("model.encoder");
@@ -65,7 +66,9 @@ int run_bench(const BenchOptions& o_in) {
   const int64_t V = o.views * o.batch;
   const Shape in_shape = {V, o.channels, o.image_size, o.image_size};
 
-  auto model = make_ssl_model(o.model, o.channels, o.head_hidden, o.head_out, head_bn == "true", 0);
+  auto model = o.config.empty() ? make_ssl_model(o.model, o.channels, o.head_hidden, o.head_out,
+                                                 head_bn == "true", 0)
+                                : build_model(cfg, o.channels);
   const double fwd_flops = model->flops(in_shape);
   if (dev != Device::cpu) model->to(dev);
   LossPtr loss = make_loss(o.loss, loss_params);

@@ -41,6 +41,7 @@ const std::vector<KeySpec>& schema() {
       {"data.batch_size", int64_t(256), 1, 1e7, "N, images per step (K*N views)"},
       {"data.workers", int64_t(2), 1, 256, "loader worker threads"},
       {"model.encoder", std::string("resnet-tiny"), 0, 0, "encoder name (resnet18, ...)"},
+      {"model.stem_stride", int64_t(1), 1, 4, "stride of the stem convolution (1: CIFAR stem)"},
       {"model.head_hidden", int64_t(512), 1, 1e6, "projection head hidden width"},
       {"model.head_out", int64_t(128), 1, 1e6, "projection head output width D"},
       {"model.head_bn", true, 0, 0, "batch norm in the projection head"},

@@ -88,9 +88,15 @@ Datasets load_datasets(const Config& cfg) {
 }
 
 std::shared_ptr<SslModel> build_model(const Config& cfg, int64_t in_channels) {
-  return make_ssl_model(cfg.get_string("model.encoder"), in_channels,
-                        cfg.get_int("model.head_hidden"), cfg.get_int("model.head_out"),
-                        cfg.get_bool("model.head_bn"), uint64_t(cfg.get_int("run.seed")));
+  const uint64_t seed = uint64_t(cfg.get_int("run.seed"));
+  ResNetConfig rc = encoder_config(cfg.get_string("model.encoder"), in_channels, seed);
+  rc.stem_stride = cfg.get_int("model.stem_stride");
+  auto encoder = std::make_shared<ResNet>(rc);
+  auto head = std::make_shared<ProjectionHead>(encoder->feature_dim(),
+                                               cfg.get_int("model.head_hidden"),
+                                               cfg.get_int("model.head_out"),
+                                               cfg.get_bool("model.head_bn"), seed);
+  return std::make_shared<SslModel>(encoder, head);
 }
 
 namespace {

@@ -134,6 +134,7 @@ const std::vector<NamedConfig>& named_configs() {
       {"resnet34", {3, 4, 6, 3}, {64, 128, 256, 512}},
       {"resnet-small", {1, 1, 1, 1}, {32, 64, 128, 256}},
       {"resnet-tiny", {1, 1, 1, 1}, {16, 32, 64, 128}},
+      {"resnet-mini", {1, 1, 1}, {32, 64, 128}},
   };
   return configs;
 }

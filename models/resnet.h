@@ -69,7 +69,8 @@ class ResNet : public Module {
 };
 
 // Named configurations: "resnet18" (2,2,2,2; 64,128,256,512), "resnet34" (3,4,6,3; same
-// widths), "resnet-small" (1,1,1,1; 32,64,128,256), "resnet-tiny" (1,1,1,1; 16,32,64,128).
+// widths), "resnet-small" (1,1,1,1; 32,64,128,256), "resnet-tiny" (1,1,1,1; 16,32,64,128),
+// "resnet-mini" (three stages 1,1,1; 32,64,128).
 std::vector<std::string> encoder_names();
 ResNetConfig encoder_config(const std::string& name, int64_t in_channels = 3, uint64_t seed = 0);
 std::shared_ptr<ResNet> make_encoder(const std::string& name, int64_t in_channels = 3,
