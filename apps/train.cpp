@@ -92,10 +92,9 @@ std::shared_ptr<SslModel> build_model(const Config& cfg, int64_t in_channels) {
   ResNetConfig rc = encoder_config(cfg.get_string("model.encoder"), in_channels, seed);
   rc.stem_stride = cfg.get_int("model.stem_stride");
   auto encoder = std::make_shared<ResNet>(rc);
-  auto head = std::make_shared<ProjectionHead>(encoder->feature_dim(),
-                                               cfg.get_int("model.head_hidden"),
-                                               cfg.get_int("model.head_out"),
-                                               cfg.get_bool("model.head_bn"), seed);
+  auto head = std::make_shared<ProjectionHead>(
+      encoder->feature_dim(), cfg.get_int("model.head_hidden"), cfg.get_int("model.head_out"),
+      cfg.get_bool("model.head_bn"), seed);
   return std::make_shared<SslModel>(encoder, head);
 }
 
@@ -210,7 +209,7 @@ EvalSummary evaluate_model(SslModel& model, const Config& cfg, const Datasets& d
   }
   if (log)
     log->line("eval: knn top1 " + fmt("%.4f", s.knn.top1) + " top5 " + fmt("%.4f", s.knn.top5) +
- (!std::isnan(s.linear_top1) ? " | linear top1 " + fmt("%.4f", s.linear_top1) : "") +
+              (!std::isnan(s.linear_top1) ? " | linear top1 " + fmt("%.4f", s.linear_top1) : "") +
               " | align " + fmt("%.4f", s.align) + " unif " + fmt("%.4f", s.unif));
   return s;
 }

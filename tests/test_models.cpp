@@ -275,8 +275,8 @@ TEST_CASE("resnet18 has 11,168,832 parameters; summary lists blocks, shapes, FLO
 }
 
 TEST_CASE("named configurations, custom depths and widths, shapes and input errors") {
-  CHECK(encoder_names() ==
-        std::vector<std::string>{"resnet18", "resnet34", "resnet-small", "resnet-tiny"});
+  CHECK(encoder_names() == std::vector<std::string>{"resnet18", "resnet34", "resnet-small",
+                                                    "resnet-tiny", "resnet-mini"});
   check_throws_with([] { make_encoder("resnet50"); },
                     {"[resnet]", "resnet50", "resnet18", "resnet-tiny"});
   auto tiny = make_encoder("resnet-tiny", 1);

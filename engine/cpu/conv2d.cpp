@@ -144,8 +144,8 @@ void CpuBackend::conv2d_backward(const Conv2dArgs& a, const Tensor& x, const Ten
     // Stride 1: the input gradient is itself a convolution of dout with the flipped, transposed
     // kernel (padding k - 1 - p): one dense GEMM with K = Cout*kh*kw instead of a GEMM with
     // K = Cout followed by a col2im scatter.
-    const bool dinp_as_conv = dinp && a.stride == 1 && a.pad <= a.kh - 1 && a.pad <= a.kw - 1 &&
-                              a.kh == a.kw;
+    const bool dinp_as_conv =
+        dinp && a.stride == 1 && a.pad <= a.kh - 1 && a.pad <= a.kw - 1 && a.kh == a.kw;
     if (dinp_as_conv) {
       Tensor wt = Tensor::empty({a.Cin, a.Cout, a.kh, a.kw}, x.dtype());
       const T* pw = static_cast<const T*>(weight.raw_data());
