@@ -33,6 +33,7 @@ const std::vector<KeySpec>& schema() {
       {"data.path", std::string(""), 0, 0, "dataset folder or file (empty: the default)"},
       {"data.train_files", std::string(""), 0, 0, "CIFAR: comma-separated training batch files"},
       {"data.eval_files", std::string(""), 0, 0, "CIFAR: comma-separated held-out batch files"},
+      {"data.coarse_labels", false, 0, 0, "CIFAR-100: the 20 coarse labels, not the 100 fine"},
       {"data.train_limit", int64_t(0), 0, 1e12, "use the first n training images (0: all)"},
       {"data.eval_limit", int64_t(0), 0, 1e12, "use the first n held-out images (0: all)"},
       {"data.image_size", int64_t(32), 8, 4096, "image folders: resize to this size"},

@@ -62,6 +62,7 @@ Datasets load_datasets(const Config& cfg) {
           "scripts/get_cifar10.sh)");
     CifarOptions co;
     co.kind = kind == "cifar10" ? CifarKind::cifar10 : CifarKind::cifar100;
+    co.coarse = cfg.get_bool("data.coarse_labels");
     const std::string tf = cfg.get_string("data.train_files"),
                       ef = cfg.get_string("data.eval_files");
     d.train = tf.empty() ? load_cifar(path, true, co) : load_cifar(split_list(tf, path), co);

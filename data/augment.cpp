@@ -389,9 +389,9 @@ AugmentConfig augment_preset(const std::string& name, const Dataset& ds) {
     c.hue = 0.2 * s;
     c.gray_p = 0.2;
   } else if (name == "fmnist") {
-    // 28x28 gray: milder crops, brightness/contrast only (no colour to jitter).
+    // 28x28 gray: milder crops (the silhouette is the class), brightness/contrast only.
     c.out_h = c.out_w = 28;
-    c.scale_lo = 0.2, c.scale_hi = 1.0;
+    c.scale_lo = 0.5, c.scale_hi = 1.0;
     c.flip_p = 0.5;
     c.jitter_p = 0.8;
     c.brightness = c.contrast = 0.4;
