@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "apps/config.h"
 #include "apps/train.h"
@@ -26,14 +27,16 @@ void add_bench_options(CLI::App& cmd, BenchOptions& o) {
   cmd.add_option("--config", o.config, "take model, head and loss from a config")
       ->check(CLI::ExistingFile);
   cmd.add_option("--loss", o.loss, "registered loss name");
-  cmd.add_option("--device", o.device, "cpu or cuda");
+  cmd.add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd.add_option("--batch,-b", o.batch, "images per step (N)")->check(CLI::Range(1, 1 << 20));
   cmd.add_option("--views,-k", o.views, "views per image (K)")->check(CLI::Range(2, 64));
-  cmd.add_option("--image-size", o.image_size, "input height and width");
-  cmd.add_option("--channels", o.channels, "input channels");
-  cmd.add_option("--warmup", o.warmup, "untimed steps first");
+  cmd.add_option("--image-size", o.image_size, "input height and width")
+      ->check(CLI::Range(1, 4096));
+  cmd.add_option("--channels", o.channels, "input channels")->check(CLI::Range(1, 4096));
+  cmd.add_option("--warmup", o.warmup, "untimed steps first")->check(CLI::Range(0, 100000));
   cmd.add_option("--steps", o.steps, "timed steps")->check(CLI::Range(1, 100000));
-  cmd.add_option("--threads", o.threads, "compute threads (0: all cores)");
+  cmd.add_option("--threads", o.threads, "compute threads (0: all cores)")
+      ->check(CLI::Range(0, 1024));
   cmd.add_option("--profile", o.profile, "per-op time breakdown (true/false)");
   cmd.add_option("--json", o.json, "append the figures as one JSON line to this file");
 }
@@ -60,6 +63,12 @@ int run_bench(const BenchOptions& o_in) {
     head_bn = cfg.get_bool("model.head_bn") ? "true" : "false";
     if (o_in.loss == "infonce") o.loss = cfg.get_string("loss.name");
     loss_params = cfg.loss_params(o.loss);
+  }
+  // Open the JSON file before the (long) run, so a bad path fails at once, not after it.
+  std::ofstream json_out;
+  if (!o.json.empty()) {
+    json_out.open(o.json, std::ios::app);
+    if (!json_out) throw std::runtime_error("[bench] cannot open --json file " + o.json);
   }
   if (o.threads > 0) cpu::set_num_threads(int(o.threads));
   const Device dev = o.device == "cuda" ? Device::cuda : Device::cpu;
@@ -134,13 +143,16 @@ int run_bench(const BenchOptions& o_in) {
     std::printf("  %-18s %21.2f %7.1f%%\n", "other (optimizer, tape, allocation)",
                 (total - counted) / double(o.steps) * 1e3, 100 * (total - counted) / total);
   }
-  if (!o.json.empty()) {
-    std::ofstream out(o.json, std::ios::app);
-    out << nlohmann::json{{"impl", "selfsup"}, {"model", o.model},         {"batch", o.batch},
-                          {"views", o.views},  {"ms_per_step", med * 1e3}, {"views_per_s", views_s},
-                          {"gflops", gflops},  {"peak_rss_mib", rss},      {"step_ms", times}}
-               .dump()
-        << "\n";
+  if (json_out.is_open()) {
+    std::vector<double> step_ms;
+    for (double t : times) step_ms.push_back(t * 1e3);
+    json_out << nlohmann::json{{"impl", "selfsup"},        {"model", o.model},
+                               {"batch", o.batch},         {"views", o.views},
+                               {"ms_per_step", med * 1e3}, {"views_per_s", views_s},
+                               {"gflops", gflops},         {"peak_rss_mib", rss},
+                               {"step_ms", step_ms}}
+                    .dump()
+             << "\n";
   }
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "apps/compare.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -7,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <stdexcept>
 
 #include "engine/ops.h"
 
@@ -75,18 +77,24 @@ std::string csv_table(const std::vector<CompareRow>& rows) {
 }
 
 std::vector<CompareRow> run_compare(const Config& cfg_in, const CompareOptions& opt) {
-  Config cfg = cfg_in;
+  Config cfg = resolve_paths(cfg_in);
   cfg.validate();
+  if (opt.losses.empty()) throw std::invalid_argument("[compare] --losses names no objective");
+  std::string list;
+  for (const std::string& l : opt.losses) {
+    if (std::count(opt.losses.begin(), opt.losses.end(), l) > 1)
+      throw std::invalid_argument("[compare] --losses names '" + l + "' twice");
+    list += (list.empty() ? "" : ", ") + l;
+  }
+  // Every objective's parameters, and the data, are checked before anything is written.
+  check_run_setup(cfg, opt.losses);
+  Datasets data = load_datasets(cfg);
+
   const std::string name = cfg.get_string("run.name");
-  const std::string dir = prepare_run_dir(opt.runs_root, name, opt.mode);
+  const std::string dir = prepare_run_dir(opt.runs_root, name, opt.mode, false);
   write_text_file(dir + "/config.toml", cfg.to_toml());
   RunLog log(dir + "/log.txt");
-  log.line("selfsup compare: " + dir + " (objectives: " + [&] {
-    std::string s;
-    for (auto& l : opt.losses) s += (s.empty() ? "" : ", ") + l;
-    return s;
-  }() + ")");
-  Datasets data = load_datasets(cfg);
+  log.line("selfsup compare: " + dir + " (objectives: " + list + ")");
 
   std::vector<CompareRow> rows;
   std::vector<std::string> run_names;

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -29,8 +30,10 @@ std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
   std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) out.push_back(item);
+  while (std::getline(in, item, ',')) {
+    const size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
   return out;
 }
 
@@ -50,11 +53,14 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--set", sets, "override a key: section.key=value (repeatable)");
   train_cmd->add_option("--runs", runs, "folder holding the run directories");
   train_cmd->add_flag("--resume", resume, "continue runs/<run.name> from its checkpoint");
-  train_cmd->add_flag("--overwrite", overwrite, "replace an existing run directory");
+  train_cmd->add_flag("--overwrite", overwrite, "replace an existing run directory")
+      ->excludes("--resume");
 
   auto* eval_cmd = app.add_subcommand("eval", "k-NN, linear probe, alignment and uniformity");
   eval_cmd->add_option("--run", run_dir, "a run directory (runs/<name>)")->required();
-  eval_cmd->add_option("--set", sets, "override an eval key, e.g. eval.features=head");
+  eval_cmd->add_option("--set", sets,
+                       "override an eval.* key, data.path, run.device or run.threads, "
+                       "e.g. eval.features=head");
 
   auto* cmp_cmd = app.add_subcommand("compare", "pretrain and evaluate several objectives");
   cmp_cmd->add_option("--config,-c", config, "TOML configuration file")->check(CLI::ExistingFile);
@@ -67,17 +73,19 @@ int main(int argc, char** argv) {
   auto* bench_cmd = app.add_subcommand("bench", "time one SSL training step");
   add_bench_options(*bench_cmd, bench);
 
-  std::string aug_dataset = "fashion-mnist", aug_path, aug_preset = "fmnist", aug_out = "views.png";
+  std::string aug_dataset = "fashion-mnist", aug_path, aug_preset, aug_out = "views.png";
   int aug_views = 4, aug_count = 8;
   uint64_t aug_seed = 0;
   auto* aug_cmd = app.add_subcommand("augment", "write a PNG grid of K views per image");
   aug_cmd->add_option("--dataset", aug_dataset, "fashion-mnist, mnist, cifar10, cifar100, folder");
   aug_cmd->add_option("--data", aug_path, "dataset folder or file");
-  aug_cmd->add_option("--preset", aug_preset, "augmentation preset");
+  aug_cmd->add_option(
+      "--preset", aug_preset,
+      "augmentation preset (default: fmnist for MNIST-like data, else simclr-cifar)");
   aug_cmd->add_option("--views,-k", aug_views, "views per image")->check(CLI::Range(1, 64));
   aug_cmd->add_option("--count,-n", aug_count, "images")->check(CLI::Range(1, 1024));
-  aug_cmd->add_option("--seed", aug_seed, "seed");
-  aug_cmd->add_option("--out,-o", aug_out, "output PNG");
+  aug_cmd->add_option("--seed", aug_seed, "seed")->check(CLI::NonNegativeNumber);
+  aug_cmd->add_option("--out,-o", aug_out, "output PNG (.png)");
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -89,9 +97,21 @@ int main(int argc, char** argv) {
                             : RunDirMode::create;
       train(make_config(config, sets), to);
     } else if (*eval_cmd) {
+      if (!std::filesystem::is_regular_file(run_dir + "/config.toml"))
+        throw std::runtime_error(
+            "[eval] " + run_dir +
+            " is not a run directory (no config.toml); pass --run runs/<name>");
       Config cfg;
       cfg.load_file(run_dir + "/config.toml");
-      for (const std::string& s : sets) cfg.apply_override(s);
+      for (const std::string& s : sets) {
+        const std::string key = s.substr(0, s.find('='));
+        if (key.rfind("eval.", 0) != 0 && key != "data.path" && key != "run.device" &&
+            key != "run.threads")
+          throw std::invalid_argument("[eval] --set " + key +
+                                      ": eval changes only eval.*, data.path, run.device and "
+                                      "run.threads; the run's training keys are fixed");
+        cfg.apply_override(s);
+      }
       cfg.validate();
       Datasets data = load_datasets(cfg);
       Config saved;
@@ -113,6 +133,11 @@ int main(int argc, char** argv) {
     } else if (*bench_cmd) {
       return run_bench(bench);
     } else if (*aug_cmd) {
+      if (std::filesystem::path(aug_out).extension() != ".png")
+        throw std::invalid_argument("[augment] --out " + aug_out + " must end in .png");
+      if (aug_preset.empty())
+        aug_preset =
+            aug_dataset == "fashion-mnist" || aug_dataset == "mnist" ? "fmnist" : "simclr-cifar";
       Config cfg;
       cfg.set("data.dataset", aug_dataset);
       cfg.set("data.path", aug_path);
@@ -120,6 +145,10 @@ int main(int argc, char** argv) {
       cfg.set("data.eval_limit", int64_t(1));
       cfg.validate();
       Datasets data = load_datasets(cfg);
+      if (data.train.size() < aug_count)
+        throw std::invalid_argument("[augment] --count " + std::to_string(aug_count) + " but " +
+                                    (aug_path.empty() ? aug_dataset : aug_path) + " holds only " +
+                                    std::to_string(data.train.size()) + " images");
       augment_grid(data.train, aug_preset, aug_views, aug_count, aug_seed, aug_out);
       std::cout << "wrote " << aug_out << " (" << aug_count << " images x " << aug_views
                 << " views, preset " << aug_preset << ")\n";

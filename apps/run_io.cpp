@@ -9,7 +9,8 @@ namespace fs = std::filesystem;
 
 namespace ss {
 
-std::string prepare_run_dir(const std::string& root, const std::string& name, RunDirMode mode) {
+std::string prepare_run_dir(const std::string& root, const std::string& name, RunDirMode mode,
+                            bool resumable) {
   const fs::path dir = fs::path(root) / name;
   const bool exists = fs::exists(dir);
   if (mode == RunDirMode::resume) {
@@ -22,9 +23,9 @@ std::string prepare_run_dir(const std::string& root, const std::string& name, Ru
     throw std::runtime_error("[run] " + dir.string() + " exists and is not a directory");
   if (exists && !fs::is_empty(dir)) {
     if (mode == RunDirMode::create)
-      throw std::runtime_error("[run] " + dir.string() +
-                               " already holds a run; pass --overwrite to replace it, "
-                               "--resume to continue it, or choose another run.name");
+      throw std::runtime_error("[run] " + dir.string() + " already holds a run; pass --overwrite " +
+                               "to replace it, " + (resumable ? "--resume to continue it, " : "") +
+                               "or choose another run.name");
     // Only a directory that looks like a run is emptied.
     if (!fs::exists(dir / "config.toml"))
       throw std::runtime_error("[run] refusing to overwrite " + dir.string() +

@@ -15,7 +15,9 @@ enum class RunDirMode { create, overwrite, resume };
 
 // Makes runs/<name>. `create` refuses an existing, non-empty directory (nothing the user wrote
 // is touched); `overwrite` empties it first; `resume` requires it to exist.
-std::string prepare_run_dir(const std::string& root, const std::string& name, RunDirMode mode);
+// `resumable` adds "--resume to continue it" to the refusal (train has --resume, compare not).
+std::string prepare_run_dir(const std::string& root, const std::string& name, RunDirMode mode,
+                            bool resumable = true);
 
 // Lines to stdout and to <dir>/log.txt (appended, so a resumed run keeps its history).
 class RunLog {

@@ -1,11 +1,15 @@
 #include "apps/train.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
+#include "data/augment.h"
+#include "engine/backend.h"
 #include "engine/cpu/blas_setup.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/ops.h"
@@ -215,32 +219,92 @@ EvalSummary evaluate_model(SslModel& model, const Config& cfg, const Datasets& d
   return s;
 }
 
+void check_run_setup(const Config& cfg, const std::vector<std::string>& losses) {
+  // Each loss that will run gets the parameters it will train with; every other [loss.<name>]
+  // table must still name a registered loss and hold only its parameters.
+  std::set<std::string> tables;
+  for (const auto& [key, value] : cfg.values()) {
+    if (key.rfind("loss.", 0) != 0) continue;
+    const size_t dot = key.find('.', 5);
+    if (dot != std::string::npos) tables.insert(key.substr(5, dot - 5));
+  }
+  auto check_loss = [](const std::string& name, const LossParams& params,
+                       const std::string& where) {
+    try {
+      make_loss(name, params);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument("[config] " + where + ": " + e.what());
+    }
+  };
+  for (const std::string& l : losses) check_loss(l, cfg.loss_params(l), "loss '" + l + "'");
+  for (const std::string& t : tables) {
+    if (std::find(losses.begin(), losses.end(), t) != losses.end()) continue;
+    LossParams own;
+    for (const auto& [key, value] : cfg.values())
+      if (key.rfind("loss." + t + ".", 0) == 0) own[key.substr(6 + t.size())] = cfg.get_double(key);
+    check_loss(t, own, "table [loss." + t + "]");
+  }
+
+  encoder_config(cfg.get_string("model.encoder"), 1, 0);  // throws for an unknown name
+  const std::vector<std::string> presets = augment_preset_names();
+  if (std::find(presets.begin(), presets.end(), cfg.get_string("data.augment")) == presets.end()) {
+    std::string list;
+    for (const std::string& n : presets) list += (list.empty() ? "" : ", ") + n;
+    throw std::invalid_argument("[config] key 'data.augment' = \"" +
+                                cfg.get_string("data.augment") +
+                                "\" is not a preset (known: " + list + ")");
+  }
+  if (cfg.get_string("run.device") == "cuda" && !has_backend(Device::cuda))
+    throw std::invalid_argument(
+        "[config] key 'run.device' = \"cuda\" but this build or machine has no CUDA device");
+}
+
+Config resolve_paths(Config cfg) {
+  // The run directory must work from any folder: store the dataset path as an absolute one.
+  const std::string path = cfg.get_string("data.path");
+  if (!path.empty() && fs::path(path).is_relative())
+    cfg.set("data.path", fs::absolute(path).lexically_normal().string());
+  return cfg;
+}
+
 TrainSummary train(const Config& cfg_in, const TrainOptions& topt, const Datasets* data_in) {
   Config cfg = cfg_in;
   const std::string name = cfg.get_string("run.name");
-  const std::string dir = prepare_run_dir(topt.runs_root, name, topt.mode);
   const bool resume = topt.mode == RunDirMode::resume;
+  std::string notes;
   if (resume) {
     // The saved configuration is the run's; only run.stop_after may differ.
+    const std::string dir = prepare_run_dir(topt.runs_root, name, topt.mode);
     Config saved;
     saved.load_file(dir + "/config.toml");
     saved.set("run.stop_after", cfg.get_int("run.stop_after"));
+    for (const auto& [key, value] : cfg.values())
+      if (key != "run.name" && saved.values().count(key) && saved.values().at(key) != value)
+        notes += (notes.empty() ? "" : ", ") + key;
     cfg = saved;
+  } else {
+    cfg = resolve_paths(cfg);
   }
   cfg.validate();
-  if (!resume) write_text_file(dir + "/config.toml", cfg.to_toml());
-  RunLog log(dir + "/log.txt", topt.quiet);
-  MetricsFile metrics(dir + "/metrics.jsonl");
-
+  check_run_setup(cfg, {cfg.get_string("loss.name")});
   if (cfg.get_int("run.threads") > 0) cpu::set_num_threads(int(cfg.get_int("run.threads")));
   const Device dev = cfg.get_string("run.device") == "cuda" ? Device::cuda : Device::cpu;
-  log.line("selfsup train: " + dir + (resume ? " (resumed)" : ""));
-  log.line("config:\n" + cfg.summary());
-  log.line(std::string(cpu::thread_policy()) + "; " + cpu::blas_description());
 
+  // Data before the run directory: a missing or broken dataset leaves nothing behind.
   Datasets loaded;
   if (!data_in) loaded = load_datasets(cfg);
   const Datasets& data = data_in ? *data_in : loaded;
+
+  const std::string dir = prepare_run_dir(topt.runs_root, name, topt.mode);
+  if (!resume) write_text_file(dir + "/config.toml", cfg.to_toml());
+  RunLog log(dir + "/log.txt", topt.quiet);
+  MetricsFile metrics(dir + "/metrics.jsonl");
+  log.line("selfsup train: " + dir + (resume ? " (resumed)" : ""));
+  if (!notes.empty())
+    log.line("resume: the run's own " + dir + "/config.toml is used; ignored the differing " +
+             notes + " of the command line (only run.stop_after may change)");
+  log.line("config:\n" + cfg.summary());
+  log.line(std::string(cpu::thread_policy()) + "; " + cpu::blas_description());
   log.line("data: " + data.train.name() + " train " + std::to_string(data.train.size()) +
            " images, held-out " + std::to_string(data.heldout.size()) + ", " +
            std::to_string(data.train.channels()) + "x" + std::to_string(data.train.height()) + "x" +
@@ -272,7 +336,8 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& topt, const Dataset
     Checkpoint c = load_checkpoint(ckpt, *model, opt.get());
     start_epoch = c.epoch + 1;
     step = c.step;
-    log.line("resumed from epoch " + std::to_string(c.epoch) + ", step " + std::to_string(step));
+    log.line("resumed after epoch " + std::to_string(c.epoch + 1) + " of " +
+             std::to_string(epochs) + " (global step " + std::to_string(step) + ")");
   }
 
   TrainSummary sum;
@@ -298,8 +363,8 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& topt, const Dataset
       const double lv = out.loss.item();
       if (!std::isfinite(lv))
         throw std::runtime_error("[train] loss is " + std::to_string(lv) + " at epoch " +
-                                 std::to_string(e) + " step " + std::to_string(step) +
-                                 "; lower optim.lr or check the data");
+                                 std::to_string(e + 1) + " step " + std::to_string(nb + 1) + "/" +
+                                 std::to_string(spe) + "; lower optim.lr or check the data");
       opt->zero_grad();
       out.loss.backward();
       opt->step();

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "apps/config.h"
 #include "apps/evaluate.h"
@@ -41,6 +42,13 @@ struct TrainSummary {
   double images_per_second = 0;  // views per second during the training steps
   std::map<std::string, double> last_diagnostics;
 };
+
+// Everything checkable before a run directory is made or a step is trained: the losses that
+// will run and every [loss.<name>] table, the encoder, the augmentation preset, the device.
+// Errors name the key or table.
+void check_run_setup(const Config& cfg, const std::vector<std::string>& losses);
+// The configuration with a relative data.path made absolute, as run directories store it.
+Config resolve_paths(Config cfg);
 
 // Runs (or resumes) the configured pretraining in runs_root/run.name. With the datasets given,
 // they are used instead of loading them again.

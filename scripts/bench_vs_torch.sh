@@ -149,7 +149,7 @@ def key(r):
 groups = {}
 for r in recs:
     steps = list(r["step_ms"])
-    # selfsup's "step_ms" has held seconds: normalise by comparing with ms_per_step
+    # older selfsup builds wrote "step_ms" in seconds: normalise by comparing with ms_per_step
     if steps and statistics.median(steps) < r["ms_per_step"] / 100:
         steps = [s * 1e3 for s in steps]
     g = groups.setdefault(key(r), {"steps": [], "rss": [], "rounds": [], "rec": r})

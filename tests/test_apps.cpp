@@ -166,6 +166,45 @@ TEST_CASE("run directories are never overwritten unless asked") {
                     {"cannot resume"});
 }
 
+TEST_CASE("a run that would fail on its setup leaves no directory behind") {
+  const std::string root = temp_dir("setup");
+  TrainOptions to;
+  to.runs_root = root;
+  to.quiet = true;
+  auto fails = [&](Config c, std::vector<std::string> parts) {
+    c.validate();
+    check_throws_with([&] { train(c, to); }, parts);
+    CHECK_FALSE(fs::exists(root + "/" + c.get_string("run.name")));
+  };
+  Config c = tiny_config("bad");
+  c.set("loss.infonce.temperature", 0.0);  // a table of a loss that is not the one running
+  fails(c, {"[config]", "[loss.infonce]", "temperature", "> 0"});
+  c = tiny_config("bad");
+  c.set("loss.nope.x", 1.0);
+  fails(c, {"[loss.nope]", "unknown loss 'nope'"});
+  c = tiny_config("bad");
+  c.set("loss.du.tt", 1.0);
+  fails(c, {"loss 'du'", "unknown parameter 'tt'"});
+  c = tiny_config("bad");
+  c.set("model.encoder", "resnet50");
+  fails(c, {"[resnet]", "resnet50"});
+  c = tiny_config("bad");
+  c.set("data.augment", "strong");
+  fails(c, {"data.augment", "strong", "simclr-cifar"});
+  c = tiny_config("bad");
+  c.set("data.dataset", "cifar10");
+  c.set("data.path", root + "/no-such-folder");
+  fails(c, {"no-such-folder"});
+
+  CompareOptions co;
+  co.runs_root = root;
+  co.losses = {"du", "du"};
+  check_throws_with([&] { run_compare(tiny_config("cmp"), co); }, {"[compare]", "'du' twice"});
+  co.losses = {};
+  check_throws_with([&] { run_compare(tiny_config("cmp"), co); }, {"[compare]", "no objective"});
+  CHECK_FALSE(fs::exists(root + "/cmp"));
+}
+
 TEST_CASE("training writes config, log, metrics and an atomic checkpoint; resume is exact") {
   const std::string root = temp_dir("resume");
   const Datasets data = tiny_data();
