@@ -457,7 +457,7 @@ void CpuBackend::softmax_backward(const Tensor& out, const Tensor& dout, int64_t
 void CpuBackend::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
                       const Tensor& A, const Tensor& B, double beta, Tensor& C) {
   // Thread policy (B29): OpenBLAS's threads and the pool's never run at once.
-  if (in_parallel_region())
+  if (in_parallel_region() && !gemm_allowed_in_region())
     throw std::logic_error(
         "[gemm] called inside a parallel_for region; issue GEMMs between "
         "parallel regions so OpenBLAS and the engine pool do not compete");

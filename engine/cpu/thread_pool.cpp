@@ -16,6 +16,7 @@ namespace ss::cpu {
 
 namespace {
 thread_local bool t_in_region = false;
+thread_local bool t_gemm_allowed = false;
 
 class Pool {
  public:
@@ -154,6 +155,26 @@ bool in_parallel_region() {
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   pool().run(n, grain, fn);
+}
+
+bool gemm_allowed_in_region() {
+  return t_gemm_allowed;
+}
+
+void parallel_for_gemm(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  struct OneBlasThread {  // restores OpenBLAS's thread count on every exit
+    int n = num_threads();
+    OneBlasThread() { openblas_set_num_threads(1); }
+    ~OneBlasThread() { openblas_set_num_threads(n); }
+  } one;
+  parallel_for(n, grain, [&](int64_t b, int64_t e) {
+    struct Allow {
+      bool prev = t_gemm_allowed;
+      Allow() { t_gemm_allowed = true; }
+      ~Allow() { t_gemm_allowed = prev; }
+    } allow;
+    fn(b, e);
+  });
 }
 
 const char* thread_policy() {
