@@ -123,8 +123,7 @@ Tensor scratch(int64_t n, DType dt) {
 struct Groups {
   int64_t parts, chunk;
   Groups(const Conv2dArgs& a)
-      : parts(std::min<int64_t>(num_threads(), a.N)),
-        chunk(chunk_images(a)) {}
+      : parts(std::min<int64_t>(num_threads(), a.N)), chunk(chunk_images(a)) {}
   int64_t first(const Conv2dArgs& a, int64_t p) const { return a.N * p / parts; }
 };
 }  // namespace
