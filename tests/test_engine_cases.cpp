@@ -184,6 +184,54 @@ TEST_CASE("B29: one thread policy; GEMMs from engine threads do not oversubscrib
   CHECK(refused);
 }
 
+TEST_CASE(
+    "parallel_for_gemm: one OpenBLAS thread per part; conv2d is the same for 1 or 2 threads") {
+  const int saved = cpu::num_threads();
+  cpu::set_num_threads(2);
+  // Inside the region every part may run its own GEMM, with OpenBLAS held at one thread.
+  Tensor m = Tensor::from_vector(std::vector<float>{1, 2, 3, 4}, {2, 2});
+  std::vector<float> first(2, 0.f);
+  std::vector<int> blas_threads(2, -1);
+  cpu::parallel_for_gemm(2, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      CHECK(cpu::gemm_allowed_in_region());
+      blas_threads[size_t(p)] = openblas_get_num_threads();
+      first[size_t(p)] = matmul(m, m).data<float>()[0];
+    }
+  });
+  CHECK(first == std::vector<float>{7.f, 7.f});
+  CHECK(blas_threads == std::vector<int>{1, 1});
+  CHECK(openblas_get_num_threads() == 2);  // restored on exit
+  CHECK_FALSE(cpu::gemm_allowed_in_region());
+
+  // conv2d forward and backward split over image groups: 1 and 2 threads agree, and a second
+  // run at 2 threads is bit-identical (partial weight gradients are summed in group order).
+  auto run = [](int threads) {
+    cpu::set_num_threads(threads);
+    std::vector<double> out;
+    for (int64_t stride : {1, 2}) {  // stride 1: input gradient as a convolution; 2: col2im
+      Generator g(7);
+      Tensor x = Tensor::normal({5, 3, 9, 9}, 0, 1, g, DType::f64).set_requires_grad(true);
+      Tensor w = Tensor::normal({4, 3, 3, 3}, 0, 1, g, DType::f64).set_requires_grad(true);
+      Tensor y = conv2d(x, w, Tensor(), stride, 1);
+      sum(mul(y, y)).backward();
+      for (const Tensor& r : {y, x.grad(), w.grad()}) {
+        const std::vector<double> v = r.to_vector();
+        out.insert(out.end(), v.begin(), v.end());
+      }
+    }
+    return out;
+  };
+  const std::vector<double> one = run(1), two = run(2), again = run(2);
+  CHECK(two == again);
+  REQUIRE(one.size() == two.size());
+  double worst = 0;
+  for (size_t i = 0; i < one.size(); ++i) worst = std::max(worst, std::abs(one[i] - two[i]));
+  MESSAGE("max |1 thread - 2 threads| = " << worst);
+  CHECK(worst < 1e-10);
+  cpu::set_num_threads(saved);
+}
+
 TEST_CASE("B30: GEMM wrapper matches a double-precision loop") {
   Tensor A = Tensor::from_vector(std::vector<float>{1, 2, 3, 4}, {2, 2});
   Tensor B = Tensor::from_vector(std::vector<float>{5, 6, 7, 8}, {2, 2});

@@ -3,11 +3,12 @@
 // For a chunk of B images the columns are col [Cin*kh*kw, B*Ho*Wo]; then
 //   forward:  out_chunk [Cout, B*Ho*Wo] = weight [Cout, Cin*kh*kw] x col
 //   backward: dweight += dout_chunk x col^T,   dcol = weight^T x dout_chunk, then col2im.
-// Chunks are sized so that col stays near kColBudget elements: GEMMs stay large while the
-// packing buffer stays small. The images are split into one group per thread and the groups run
-// side by side (parallel_for_gemm), each with single-threaded GEMMs: on 2 cores this runs
-// about 20% faster than one GEMM at a time split by OpenBLAS. Partial weight gradients are
-// summed in group order, so the result depends only on the thread count.
+// Chunks are sized so that col stays near kColBudget elements (about 2 MiB of float32): the
+// packing buffer stays in cache while the GEMM reads it. The images are split into one group
+// per thread and the groups run side by side (parallel_for_gemm), each with single-threaded
+// GEMMs: on 2 cores this took the 3x3 conv of bench_conv from 55% to about 75% of the sgemm rate
+// forward, and from 57% to 63-70% backward. Partial weight gradients are summed in group order,
+// so the result depends only on the thread count.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -119,7 +120,8 @@ Tensor scratch(int64_t n, DType dt) {
   return Tensor::empty({n}, dt);
 }
 
-// Image groups [first, last) of the split into `parts`, and the chunk size within a group.
+// The split of the N images into `parts` groups (group p is [first(p), first(p + 1))) and the
+// number of images packed at once within a group.
 struct Groups {
   int64_t parts, chunk;
   Groups(const Conv2dArgs& a)
