@@ -125,6 +125,10 @@ int run_bench(const BenchOptions& o_in) {
   for (double t : times) std::printf(" %.1f", t * 1e3);
   std::printf("\nmedian %.1f ms/step | %.1f views/s | %.1f GFLOP/s | peak RSS %.0f MiB\n",
               med * 1e3, views_s, gflops, rss);
+  if (dev == Device::cpu)
+    std::printf("tensor memory: peak %.0f MiB live, %.0f MiB live + cached for reuse\n",
+                double(cpu::pool_peak_in_use_bytes()) / 1048576.0,
+                double(cpu::pool_peak_bytes()) / 1048576.0);
 
   if (o.profile) {
     double total = 0;

@@ -71,6 +71,20 @@ Tensor record(const char* op, Tensor out, std::vector<Tensor> inputs, BackwardFn
   bool any = false;
   for (const Tensor& t : inputs) any = any || needs_grad(t);
   if (!any) return out;
+  // The node keeps only what the graph walk needs of each input: its shape, dtype and device,
+  // and the node that made it (a non-leaf) or the leaf itself (whose .grad backward fills).
+  // Input values a derivative needs are captured by the op's closure, and only those: holding
+  // every input here would keep, e.g., both operands of each residual add alive until backward.
+  for (Tensor& in : inputs) {
+    if (!in.defined() || (in.is_leaf() && in.requires_grad())) continue;
+    auto edge = std::make_shared<TensorImpl>();
+    edge->shape = in.shape();
+    edge->dtype = in.dtype();
+    edge->device = in.device();
+    edge->requires_grad = in.requires_grad();
+    edge->grad_fn = in.grad_fn();
+    in = Tensor(std::move(edge));
+  }
   auto node = std::make_shared<Node>();
   node->op = op;
   node->inputs = std::move(inputs);

@@ -128,7 +128,8 @@ using BackwardFn = std::function<std::vector<Tensor>(const Tensor& dout)>;
 
 struct Node {
   std::string op;              // names the op in errors
-  std::vector<Tensor> inputs;  // one per gradient that backward returns
+  std::vector<Tensor> inputs;  // one per gradient that backward returns; storage-free
+                               // stand-ins except for leaves that want a gradient
   BackwardFn backward;         // cleared (with what it captured) once the graph is freed
   bool released = false;
 };

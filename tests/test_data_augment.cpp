@@ -322,6 +322,7 @@ TEST_CASE("presets: parameters, eval = convert + normalise, unknown names") {
   fm.set_stats({0.2860f}, {0.3530f});
   const ss::AugmentConfig f = ss::augment_preset("fmnist", fm);
   CHECK(f.out_h == 28);
+  CHECK(f.scale_lo == doctest::Approx(0.7));
   CHECK(f.saturation == 0);
   CHECK(f.hue == 0);
   CHECK(f.mean == std::vector<float>{0.2860f});

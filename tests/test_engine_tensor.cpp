@@ -1,4 +1,10 @@
 // Tensor creation, views, copies and the autograd tape itself.
+#include <algorithm>
+#include <cstdint>
+#include <map>
+
+#include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/memory_pool.h"
 #include "tests/helpers.h"
 
 using namespace ss;
@@ -113,6 +119,106 @@ TEST_CASE("backward with a given gradient, and the graph is freed after backward
   run_backward(s, Tensor::ones({}, DType::f64), true);
   run_backward(s, Tensor::ones({}, DType::f64), false);
   check_values(x.grad(), {4, 8, 12});
+}
+
+TEST_CASE("the tape keeps only the values a derivative reads") {
+  // What PyTorch saves for a residual block: add keeps neither operand, relu its output, mul the
+  // other operand. An intermediate the user no longer holds must be freed before backward.
+  Tensor w = leaf({0.5, -1.0, 2.0}, {3});
+  std::weak_ptr<Storage> add_lhs, relu_in, mul_lhs;
+  Tensor loss;
+  {
+    Tensor h = mul(w, 2.0);     // add's left operand
+    Tensor r_in = add(w, 1.0);  // relu's input
+    Tensor m = mul(w, 3.0);     // mul's left operand; mul(m, w) needs it for dw, not for dm
+    add_lhs = h.impl()->storage;
+    relu_in = r_in.impl()->storage;
+    mul_lhs = m.impl()->storage;
+    Tensor scale = Tensor::from_vector(std::vector<double>{1, 2, 3}, {3});
+    loss = sum(add(add(h, relu(r_in)), mul(m, scale)));
+  }
+  CHECK(add_lhs.expired());
+  CHECK(relu_in.expired());
+  CHECK(mul_lhs.expired());  // scale needs no gradient, so m is not needed
+  loss.backward();
+  // d/dw [2w + relu(w + 1) + 3w * scale] = 2 + [w > -1] + 3 * scale
+  check_values(w.grad(), {2 + 1 + 3, 2 + 0 + 6, 2 + 1 + 9});
+}
+
+TEST_CASE("memory pool: freed blocks are merged, split and reused across sizes") {
+  cpu::MemoryPool pool;
+  constexpr size_t MiB = size_t(1) << 20;
+  void* a = pool.allocate(8 * MiB);
+  CHECK(reinterpret_cast<uintptr_t>(a) % cpu::MemoryPool::kAlign == 0);
+  pool.deallocate(a);
+  // Two halves fit in the freed block: no new system allocation.
+  void* b = pool.allocate(4 * MiB);
+  void* c = pool.allocate(4 * MiB);
+  CHECK(pool.stats().chunks == 1);
+  CHECK(pool.stats().live == 8 * MiB);
+  // Freed in either order, they merge back into one block that holds 8 MiB again.
+  pool.deallocate(c);
+  pool.deallocate(b);
+  void* d = pool.allocate(8 * MiB);
+  CHECK(d == a);
+  CHECK(pool.stats().chunks == 1);
+  // Small requests share a 2 MiB chunk; blocks never overlap.
+  std::vector<char*> small;
+  for (int i = 0; i < 100; ++i) small.push_back(static_cast<char*>(pool.allocate(1000 + 10 * i)));
+  CHECK(pool.stats().chunks == 2);
+  std::sort(small.begin(), small.end());
+  for (size_t i = 1; i < small.size(); ++i) CHECK(small[i] - small[i - 1] >= 1000);
+  for (char* p : small) pool.deallocate(p);
+  pool.deallocate(d);
+  CHECK(pool.stats().live == 0);
+  pool.release_free_chunks();
+  CHECK(pool.stats().reserved == 0);
+  check_throws_with([&] { pool.deallocate(d); }, {"[memory pool]", "not in use"});
+}
+
+TEST_CASE("memory pool: a repeated training step stops taking memory from the system") {
+  // A forward pass keeps activations of shrinking sizes, the backward frees them from the last
+  // while allocating gradients: the shape of every step. An exact-size cache would hold each
+  // size's high-water mark; the pool settles near the most that was live at once.
+  cpu::MemoryPool pool;
+  constexpr size_t KiB = 1024;
+  const std::vector<size_t> stage = {4096 * KiB, 4096 * KiB, 2048 * KiB, 2048 * KiB,
+                                     1024 * KiB, 1024 * KiB, 512 * KiB};
+  // What an exact-size cache would hold: each size's most blocks live at once.
+  std::map<size_t, int> now, most;
+  auto alloc = [&](size_t n) {
+    most[n] = std::max(most[n], ++now[n]);
+    return std::make_pair(pool.allocate(n), n);
+  };
+  auto release = [&](std::pair<void*, size_t> b) {
+    --now[b.second];
+    pool.deallocate(b.first);
+  };
+  size_t chunks_after_two = 0, reserved_after_two = 0;
+  for (int step = 0; step < 10; ++step) {
+    std::vector<std::pair<void*, size_t>> acts;
+    for (size_t s : stage) acts.push_back(alloc(s));
+    auto grad = alloc(stage.back());
+    for (size_t i = stage.size(); i-- > 0;) {
+      auto next = alloc(stage[i]);  // the gradient of this layer's input
+      release(grad);
+      release(acts[i]);
+      grad = next;
+    }
+    release(grad);
+    if (step == 1)
+      chunks_after_two = pool.stats().chunks, reserved_after_two = pool.stats().reserved;
+  }
+  size_t exact_size_cache = 0;
+  for (auto [n, count] : most) exact_size_cache += n * size_t(count);
+  const cpu::MemoryPool::Stats s = pool.stats();
+  CHECK(s.live == 0);
+  CHECK(s.chunks == chunks_after_two);
+  CHECK(s.reserved == reserved_after_two);
+  MESSAGE("live peak " << s.peak_live / KiB << " KiB, pool " << s.peak_reserved / KiB
+                       << " KiB, exact-size cache " << exact_size_cache / KiB << " KiB");
+  CHECK(s.peak_reserved < exact_size_cache);
+  CHECK(double(s.peak_reserved) <= 1.4 * double(s.peak_live));
 }
 
 TEST_CASE("B31: fan-out sums every consumer's gradient, each node runs once") {

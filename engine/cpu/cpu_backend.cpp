@@ -13,80 +13,48 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/cpu/memory_pool.h"
 #include "engine/cpu/thread_pool.h"
 
 namespace ss {
 
 namespace cpu {
 
-// ---- memory: a caching pool keyed by exact size (training steps repeat the same shapes) ----
+// ---- memory: a best-fit pool over chunks kept for the whole run (engine/cpu/memory_pool.h) ----
 
 namespace {
-std::mutex g_mem_mu;
-// size -> cached block; never destroyed, so cached blocks stay reachable until exit.
-std::multimap<size_t, void*>& g_free = *new std::multimap<size_t, void*>();
-size_t g_in_use = 0, g_cached = 0, g_peak = 0;
-constexpr size_t kAlign = 64;
 #if defined(__SANITIZE_ADDRESS__)
-constexpr size_t kMaxCached = 0;  // no reuse, so AddressSanitizer sees every use after free
+constexpr bool kCache = false;  // no reuse, so AddressSanitizer sees every use after free
 #else
-constexpr size_t kMaxCached = size_t(8) << 30;
+constexpr bool kCache = true;
 #endif
-
-size_t rounded(size_t bytes) {
-  return (bytes + kAlign - 1) / kAlign * kAlign;
-}
+// Never destroyed: tensors in static storage may be freed after main returns.
+MemoryPool& g_pool = *new MemoryPool(kCache);
 }  // namespace
 
 size_t pool_peak_bytes() {
-  std::lock_guard<std::mutex> lk(g_mem_mu);
-  return g_peak;
+  return g_pool.stats().peak_reserved;
+}
+
+size_t pool_peak_in_use_bytes() {
+  return g_pool.stats().peak_live;
+}
+
+size_t pool_cached_bytes() {
+  const MemoryPool::Stats s = g_pool.stats();
+  return s.reserved - s.live;
 }
 
 size_t pool_in_use_bytes() {
-  std::lock_guard<std::mutex> lk(g_mem_mu);
-  return g_in_use;
+  return g_pool.stats().live;
 }
 
 void* CpuBackend::allocate(size_t bytes) {
-  const size_t size = rounded(bytes);
-  {
-    std::lock_guard<std::mutex> lk(g_mem_mu);
-    auto it = g_free.find(size);
-    if (it != g_free.end()) {
-      void* p = it->second;
-      g_free.erase(it);
-      g_cached -= size;
-      g_in_use += size;
-      return p;
-    }
-  }
-  void* p = std::aligned_alloc(kAlign, size);
-  if (!p) {
-    // Give the cache back to the system and try once more.
-    std::lock_guard<std::mutex> lk(g_mem_mu);
-    for (auto& [s, q] : g_free) std::free(q);
-    g_free.clear();
-    g_cached = 0;
-    p = std::aligned_alloc(kAlign, size);
-    if (!p) throw std::bad_alloc();
-  }
-  std::lock_guard<std::mutex> lk(g_mem_mu);
-  g_in_use += size;
-  g_peak = std::max(g_peak, g_in_use + g_cached);
-  return p;
+  return g_pool.allocate(bytes);
 }
 
-void CpuBackend::deallocate(void* ptr, size_t bytes) {
-  const size_t size = rounded(bytes);
-  std::lock_guard<std::mutex> lk(g_mem_mu);
-  g_in_use -= size;
-  if (g_cached + size > kMaxCached) {
-    std::free(ptr);
-    return;
-  }
-  g_free.emplace(size, ptr);
-  g_cached += size;
+void CpuBackend::deallocate(void* ptr, size_t) {
+  g_pool.deallocate(ptr);
 }
 
 void CpuBackend::copy_from_host(void* dst, const void* src, size_t bytes) {

@@ -68,6 +68,8 @@ void dispatch_dtype(DType dt, F&& f) {
 
 // Peak bytes held by the CPU pool (in use + cached), for memory reports.
 size_t pool_peak_bytes();
+size_t pool_peak_in_use_bytes();  // live tensors only
 size_t pool_in_use_bytes();
+size_t pool_cached_bytes();  // freed blocks kept for reuse
 
 }  // namespace ss::cpu
