@@ -23,10 +23,11 @@
 namespace ss {
 
 void add_bench_options(CLI::App& cmd, BenchOptions& o) {
-  cmd.add_option("--model", o.model, "encoder name (resnet18, resnet-small, ...)");
-  cmd.add_option("--config", o.config, "take model, head and loss from a config")
-      ->check(CLI::ExistingFile);
-  cmd.add_option("--loss", o.loss, "registered loss name");
+  auto* model = cmd.add_option("--model", o.model, "encoder name (resnet18, resnet-small, ...)");
+  cmd.add_option("--config", o.config, "take model and head (and the loss) from a config")
+      ->check(CLI::ExistingFile)
+      ->excludes(model);
+  cmd.add_option("--loss", o.loss, "registered loss name (default: the config's, else infonce)");
   cmd.add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd.add_option("--batch,-b", o.batch, "images per step (N)")->check(CLI::Range(1, 1 << 20));
   cmd.add_option("--views,-k", o.views, "views per image (K)")->check(CLI::Range(2, 64));
@@ -61,9 +62,10 @@ int run_bench(const BenchOptions& o_in) {
     o.head_hidden = cfg.get_int("model.head_hidden");
     o.head_out = cfg.get_int("model.head_out");
     head_bn = cfg.get_bool("model.head_bn") ? "true" : "false";
-    if (o_in.loss == "infonce") o.loss = cfg.get_string("loss.name");
+    if (o.loss.empty()) o.loss = cfg.get_string("loss.name");
     loss_params = cfg.loss_params(o.loss);
   }
+  if (o.loss.empty()) o.loss = "infonce";
   // Open the JSON file before the (long) run, so a bad path fails at once, not after it.
   std::ofstream json_out;
   if (!o.json.empty()) {

@@ -12,7 +12,7 @@ namespace ss {
 struct BenchOptions {
   std::string model = "resnet18";  // encoder name, or a config file via `config`
   std::string config;              // take model, head and loss from this TOML file
-  std::string loss = "infonce";
+  std::string loss;                // empty: the config's [loss] name, else infonce
   std::string device = "cpu";
   int64_t batch = 256;  // N; the step sees K*N views
   int64_t views = 2;

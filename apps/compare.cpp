@@ -112,7 +112,7 @@ std::vector<CompareRow> run_compare(const Config& cfg_in, const CompareOptions& 
     CompareRow r;
     r.name = loss;
     r.loss = ts.last_loss;
-    r.eval = evaluate_model(*model, c, data, &log);
+    r.eval = evaluate_model(*model, c, data, &log, ts.final_bank.get(), ts.final_test.get());
     r.train_seconds = ts.train_seconds;
     r.images_per_second = ts.images_per_second;
     rows.push_back(r);

@@ -176,14 +176,17 @@ std::shared_ptr<SslModel> load_run_model(const std::string& run_dir, Config& cfg
   return model;
 }
 
-EvalSummary evaluate_model(SslModel& model, const Config& cfg, const Datasets& data, RunLog* log) {
+EvalSummary evaluate_model(SslModel& model, const Config& cfg, const Datasets& data, RunLog* log,
+                           const FeatureSet* bank_in, const FeatureSet* test_in) {
   const Device dev = cfg.get_string("run.device") == "cuda" ? Device::cuda : Device::cpu;
   const bool head = cfg.get_string("eval.features") == "head";
   model.eval();
   EncodeFn enc = [&](const Tensor& x) { return head ? model.forward(x) : model.features(x); };
   const int64_t bs = 512;
-  FeatureSet bank = extract_features(data.train, enc, cfg.get_int("eval.bank_limit"), bs, dev);
-  FeatureSet test = extract_features(data.heldout, enc, 0, bs, dev);
+  const FeatureSet bank =
+      bank_in ? *bank_in
+              : extract_features(data.train, enc, cfg.get_int("eval.bank_limit"), bs, dev);
+  const FeatureSet test = test_in ? *test_in : extract_features(data.heldout, enc, 0, bs, dev);
   EvalSummary s;
   s.knn = knn_evaluate(bank, test, cfg.get_int("eval.knn_k"), cfg.get_double("eval.knn_t"));
   if (cfg.get_int("eval.linear_epochs") > 0) {
@@ -379,7 +382,8 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& topt, const Dataset
         log.line("epoch " + std::to_string(e + 1) + "/" + std::to_string(epochs) + " step " +
                  std::to_string(nb) + "/" + std::to_string(spe) + " loss " + fmt("%.4f", lv) +
                  " lr " + fmt("%.4g", opt->lr()) + " | " +
-                 fmt("%.1f", progress.images_per_second()) + " img/s | ETA " + progress.eta());
+                 fmt("%.0f", progress.images_per_second() / double(b.K)) + " img/s (" +
+                 fmt("%.0f", progress.images_per_second()) + " views/s) | ETA " + progress.eta());
     }
     nlohmann::json row = {{"epoch", e + 1},
                           {"step", step},
@@ -408,6 +412,10 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& topt, const Dataset
       row["knn_top1"] = kr.top1;
       row["knn_top5"] = kr.top5;
       sum.last_knn_top1 = kr.top1;
+      if (e + 1 == epochs) {
+        sum.final_bank = std::make_shared<FeatureSet>(std::move(bank));
+        sum.final_test = std::make_shared<FeatureSet>(std::move(test));
+      }
       log.line("epoch " + std::to_string(e + 1) +
                " k-NN (k=" + std::to_string(cfg.get_int("eval.knn_k")) + ") top1 " +
                fmt("%.4f", kr.top1) + " top5 " + fmt("%.4f", kr.top5));

@@ -41,6 +41,8 @@ struct TrainSummary {
   double train_seconds = 0;
   double images_per_second = 0;  // views per second during the training steps
   std::map<std::string, double> last_diagnostics;
+  // The k-NN features of the final weights (bank, held-out), when the last epoch evaluated.
+  std::shared_ptr<FeatureSet> final_bank, final_test;
 };
 
 // Everything checkable before a run directory is made or a step is trained: the losses that
@@ -61,8 +63,11 @@ struct EvalSummary {
 };
 
 // k-NN, linear probe and alignment / uniformity of the model's features on the held-out set.
+// Features already extracted from these same weights (TrainSummary::final_bank/final_test)
+// are used instead of being computed again.
 EvalSummary evaluate_model(SslModel& model, const Config& cfg, const Datasets& data,
-                           RunLog* log = nullptr);
+                           RunLog* log = nullptr, const FeatureSet* bank = nullptr,
+                           const FeatureSet* test = nullptr);
 
 // Loads runs/<name>/checkpoint.safetensors into a model built from its config.toml.
 std::shared_ptr<SslModel> load_run_model(const std::string& run_dir, Config& cfg_out,

@@ -64,7 +64,16 @@ std::vector<uint8_t> read_maybe_gz(const std::string& path, const std::string& t
       throw std::runtime_error("[" + tag + "] " + path + ": corrupt gzip stream (" +
                                std::string(msg ? msg : "unknown") + ")");
     }
-    if (got == 0) break;
+    if (got == 0) {
+      // gzread returns 0 both at the end of a whole stream and where a cut one stops.
+      int code = 0;
+      const char* msg = gzerror(f.get(), &code);
+      if (code != Z_OK)
+        throw std::runtime_error("[" + tag + "] " + path + ": gzip stream cut short or corrupt (" +
+                                 std::string(msg ? msg : "unknown") + ") after " +
+                                 std::to_string(out.size()) + " decompressed bytes");
+      break;
+    }
     if (out.size() + size_t(got) > max_bytes)
       throw std::runtime_error("[" + tag + "] " + path + ": larger than the limit of " +
                                std::to_string(max_bytes) + " bytes once decompressed");

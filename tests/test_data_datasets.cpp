@@ -351,6 +351,7 @@ TEST_CASE("IDX hostile input: magic, absurd dims, counts, truncation, labels, em
   const std::string msg = error_of([&] { ss::load_idx(gz, lab, "test", 10); });
   INFO(msg);
   CHECK(msg.find(gz) != std::string::npos);
+  CHECK(msg.find("gzip stream cut short") != std::string::npos);
 
   check_error([&] { ss::load_idx(t.file("missing"), lab, "test", 10); }, t.file("missing"),
               "no such file");
