@@ -3,9 +3,11 @@
 
 #include <chrono>
 #include <thread>
+#include <tuple>
 
 #include "engine/backend.h"
 #include "engine/cpu/thread_pool.h"
+#include "engine/cpu/winograd.h"
 #include "tests/helpers.h"
 
 using namespace ss;
@@ -229,6 +231,52 @@ TEST_CASE(
   for (size_t i = 0; i < one.size(); ++i) worst = std::max(worst, std::abs(one[i] - two[i]));
   MESSAGE("max |1 thread - 2 threads| = " << worst);
   CHECK(worst < 1e-10);
+  cpu::set_num_threads(saved);
+}
+
+TEST_CASE("conv2d: Winograd F(2x2, 3x3) and im2col agree on values and gradients") {
+  // The two CPU paths for a 3x3 stride-1 conv, on odd sizes (partial edge tiles), every pad the
+  // Winograd path takes, 1 and 2 threads: float64 to rounding, float32 to a few ulps of the
+  // output scale.
+  const int saved = cpu::num_threads();
+  auto run = [](DType dt, int64_t H, int64_t W, int64_t pad, bool winograd) {
+    cpu::set_winograd_enabled(winograd);
+    Generator g(11);
+    Tensor x = Tensor::normal({3, 16, H, W}, 0, 1, g, dt).set_requires_grad(true);
+    Tensor w = Tensor::normal({24, 16, 3, 3}, 0, 0.1, g, dt).set_requires_grad(true);
+    Tensor b = Tensor::normal({24}, 0, 1, g, dt).set_requires_grad(true);
+    Tensor y = conv2d(x, w, b, 1, pad);
+    Tensor r = Tensor::normal(y.shape(), 0, 1, g, dt);
+    sum(mul(y, r)).backward();
+    std::vector<std::vector<double>> out;
+    for (const Tensor& t : {y, x.grad(), w.grad(), b.grad()}) out.push_back(t.to_vector());
+    cpu::set_winograd_enabled(true);
+    return out;
+  };
+  for (int threads : {1, 2})
+    for (DType dt : {DType::f64, DType::f32})
+      for (auto [H, W, pad] :
+           {std::tuple{7, 9, 1}, std::tuple{8, 8, 1}, std::tuple{5, 6, 0}, std::tuple{4, 5, 2}}) {
+        cpu::set_num_threads(threads);
+        CAPTURE(threads);
+        CAPTURE(H);
+        CAPTURE(W);
+        CAPTURE(pad);
+        CHECK(cpu::winograd_applies(
+            {3, 16, H, W, 24, 3, 3, 1, pad, H + 2 * pad - 2, W + 2 * pad - 2}));
+        const auto wino = run(dt, H, W, pad, true), ref = run(dt, H, W, pad, false);
+        const char* names[] = {"output", "input grad", "weight grad", "bias grad"};
+        for (size_t k = 0; k < ref.size(); ++k) {
+          CAPTURE(names[k]);
+          REQUIRE(wino[k].size() == ref[k].size());
+          double worst = 0, scale = 0;
+          for (size_t i = 0; i < ref[k].size(); ++i) {
+            worst = std::max(worst, std::abs(wino[k][i] - ref[k][i]));
+            scale = std::max(scale, std::abs(ref[k][i]));
+          }
+          CHECK(worst <= (dt == DType::f64 ? 1e-12 : 2e-5) * std::max(1.0, scale));
+        }
+      }
   cpu::set_num_threads(saved);
 }
 

@@ -92,6 +92,32 @@ TEST_CASE("gradcheck: conv2d over kernel sizes, strides, paddings, with and with
   }
 }
 
+TEST_CASE("gradcheck: conv2d 3x3 stride 1 through Winograd F(2x2, 3x3)") {
+  // 16 channels on both sides: the CPU takes the Winograd path (engine/cpu/winograd.h) for the
+  // output, the input gradient (a flipped 3x3 conv) and the weight gradient. Odd sizes leave
+  // partial tiles at the edges; pads 0 to 2 cover the transposed conv of the input gradient.
+  struct Case {
+    int64_t H, W, pad;
+    bool bias;
+  };
+  for (const Case& c : {Case{5, 5, 1, true}, Case{4, 7, 0, false}, Case{3, 4, 2, true}}) {
+    CAPTURE(c.H);
+    CAPTURE(c.W);
+    CAPTURE(c.pad);
+    Tensor x = rand64({2, 16, c.H, c.W}, 30);
+    Tensor w = rand64({16, 16, 3, 3}, 31);
+    Tensor b = c.bias ? rand64({16}, 32) : Tensor();
+    std::vector<Tensor> in = {x, w};
+    if (c.bias) in.push_back(b);
+    const int64_t p = c.pad;
+    check_gradients(
+        [=](const In& t) {
+          return weighted_sum(conv2d(t[0], t[1], t.size() > 2 ? t[2] : Tensor(), 1, p));
+        },
+        in);
+  }
+}
+
 TEST_CASE("gradcheck: batch norm in training and evaluation, 2-D and 4-D") {
   for (bool training : {true, false})
     for (const Shape& shape : {Shape{5, 3}, Shape{2, 3, 2, 3}}) {

@@ -1,4 +1,6 @@
-// Conv2d on the CPU: im2col over a chunk of images, then one large GEMM per chunk.
+// Conv2d on the CPU: 3x3 stride-1 layers with enough channels take Winograd F(2x2, 3x3)
+// (winograd.h: 16 GEMMs on transformed tiles, 2.25x fewer multiplies); the rest, im2col over a
+// chunk of images, then one large GEMM per chunk.
 //
 // For a chunk of B images the columns are col [Cin*kh*kw, B*Ho*Wo]; then
 //   forward:  out_chunk [Cout, B*Ho*Wo] = weight [Cout, Cin*kh*kw] x col
@@ -15,6 +17,7 @@
 
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/thread_pool.h"
+#include "engine/cpu/winograd.h"
 
 namespace ss::cpu {
 
@@ -132,6 +135,16 @@ struct Groups {
 
 void CpuBackend::conv2d_forward(const Conv2dArgs& a, const Tensor& x, const Tensor& weight,
                                 const Tensor& bias, Tensor& out) {
+  if (winograd_applies(a)) {
+    dispatch_dtype(x.dtype(), [&](auto t) {
+      using T = decltype(t);
+      winograd_forward(a, static_cast<const T*>(x.raw_data()),
+                       static_cast<const T*>(weight.raw_data()),
+                       bias.defined() ? static_cast<const T*>(bias.raw_data()) : nullptr,
+                       static_cast<T*>(out.raw_data()));
+    });
+    return;
+  }
   const Groups g(a);
   const int64_t K = a.Cin * a.kh * a.kw, HoWo = a.Ho * a.Wo;
   dispatch_dtype(x.dtype(), [&](auto t) {
@@ -185,35 +198,42 @@ void CpuBackend::conv2d_backward(const Conv2dArgs& a, const Tensor& x, const Ten
       const Conv2dArgs t{a.N, a.Cout, a.Ho, a.Wo, a.Cin, a.kh, a.kw, 1, a.kh - 1 - a.pad, a.H, a.W};
       conv2d_forward(t, dout, wt, Tensor(), *dinp);
     }
+    // 3x3 stride 1: the weight gradient as the adjoint of the Winograd forward (winograd.h).
+    const bool dweight_winograd = dweight && winograd_applies(a);
+    if (dweight_winograd) winograd_weight_grad(a, px, pg, static_cast<T*>(dweight->raw_data()));
+    const bool dweight_im2col = dweight && !dweight_winograd;
+    const bool dinp_im2col = dinp && !dinp_as_conv;
     // One group of images per thread; each keeps its own buffers and partial dweight.
     std::vector<Tensor> col(size_t(gr.parts)), g(size_t(gr.parts)), dw(size_t(gr.parts));
-    for (int64_t p = 0; p < gr.parts; ++p) {
+    const bool im2col_pass = dweight_im2col || dinp_im2col;
+    for (int64_t p = 0; im2col_pass && p < gr.parts; ++p) {
       col[size_t(p)] = scratch(K * gr.chunk * HoWo, x.dtype());
       g[size_t(p)] = scratch(a.Cout * gr.chunk * HoWo, x.dtype());
-      if (dweight) dw[size_t(p)] = Tensor::zeros({a.Cout, K}, x.dtype());
+      if (dweight_im2col) dw[size_t(p)] = Tensor::zeros({a.Cout, K}, x.dtype());
     }
-    if (dinp && !dinp_as_conv) dinp->fill_(0.0);
-    parallel_for_gemm(gr.parts, 1, [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        Tensor &c = col[size_t(p)], &gp = g[size_t(p)];
-        for (int64_t n0 = gr.first(a, p); n0 < gr.first(a, p + 1); n0 += gr.chunk) {
-          const int64_t nb = std::min(gr.chunk, gr.first(a, p + 1) - n0);
-          gather_dout(a, pg, n0, nb, static_cast<T*>(gp.raw_data()));
-          if (dweight) {
-            // dweight [Cout, K] += g [Cout, nb*HoWo] x col^T
-            im2col(a, px, n0, nb, static_cast<T*>(c.raw_data()));
-            gemm(false, true, a.Cout, K, nb * HoWo, 1.0, gp, c, 1.0, dw[size_t(p)]);
-          }
-          if (dinp && !dinp_as_conv) {
-            // dcol [K, nb*HoWo] = weight^T x g, then scattered back onto the input.
-            gemm(true, false, K, nb * HoWo, a.Cout, 1.0, weight, gp, 0.0, c);
-            col2im(a, static_cast<const T*>(c.raw_data()), n0, nb,
-                   static_cast<T*>(dinp->raw_data()));
+    if (dinp_im2col) dinp->fill_(0.0);
+    if (im2col_pass)
+      parallel_for_gemm(gr.parts, 1, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          Tensor &c = col[size_t(p)], &gp = g[size_t(p)];
+          for (int64_t n0 = gr.first(a, p); n0 < gr.first(a, p + 1); n0 += gr.chunk) {
+            const int64_t nb = std::min(gr.chunk, gr.first(a, p + 1) - n0);
+            gather_dout(a, pg, n0, nb, static_cast<T*>(gp.raw_data()));
+            if (dweight_im2col) {
+              // dweight [Cout, K] += g [Cout, nb*HoWo] x col^T
+              im2col(a, px, n0, nb, static_cast<T*>(c.raw_data()));
+              gemm(false, true, a.Cout, K, nb * HoWo, 1.0, gp, c, 1.0, dw[size_t(p)]);
+            }
+            if (dinp_im2col) {
+              // dcol [K, nb*HoWo] = weight^T x g, then scattered back onto the input.
+              gemm(true, false, K, nb * HoWo, a.Cout, 1.0, weight, gp, 0.0, c);
+              col2im(a, static_cast<const T*>(c.raw_data()), n0, nb,
+                     static_cast<T*>(dinp->raw_data()));
+            }
           }
         }
-      }
-    });
-    if (dweight) {
+      });
+    if (dweight_im2col) {
       // Partial gradients summed in group order: deterministic for a given thread count.
       T* d = static_cast<T*>(dweight->raw_data());
       std::fill(d, d + a.Cout * K, T(0));
