@@ -13,10 +13,24 @@ int64_t conv_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, i
   return span < 0 ? 0 : span / stride + 1;
 }
 
+namespace {
+// The profiler's name for a conv: the kernel classes take different CPU paths (3x3 stride 1:
+// Winograd; others: im2col), so `selfsup bench` shows them apart.
+const char* conv_kind(const Tensor& weight, int64_t stride) {
+  const bool k3 = weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3;
+  const bool k1 = weight.dim() == 4 && weight.size(2) == 1 && weight.size(3) == 1;
+  if (k3 && stride == 1) return "conv2d 3x3 s1";
+  if (k3 && stride == 2) return "conv2d 3x3 s2";
+  if (k1) return "conv2d 1x1";
+  return "conv2d";
+}
+}  // namespace
+
 // x [N, Cin, H, W], weight [Cout, Cin, kh, kw] -> [N, Cout, Ho, Wo]
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride,
               int64_t pad) {
-  prof::Scope ps("conv2d");
+  const char* kind = conv_kind(weight, stride);
+  prof::Scope ps(kind);
   const std::string shapes = "input " + x.str() + ", weight " + weight.str() +
                              (bias.defined() ? ", bias " + bias.str() : std::string());
   if (x.dim() != 4 || weight.dim() != 4)
@@ -45,7 +59,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   const bool gb = detail::wants_grad(bias);
   if (!gx && !gw && !gb) return out;
   const Tensor kx = x.detach(), kw = weight.detach();
-  return record("conv2d", out, {x, weight, bias}, [=](const Tensor& dout) {
+  return record(kind, out, {x, weight, bias}, [=](const Tensor& dout) {
     Tensor dx, dw, db;
     if (gx) dx = Tensor::empty(kx.shape(), kx.dtype(), kx.device());
     if (gw) dw = Tensor::zeros(kw.shape(), kw.dtype(), kw.device());
