@@ -92,15 +92,17 @@ TEST_CASE("gradcheck: conv2d over kernel sizes, strides, paddings, with and with
   }
 }
 
-TEST_CASE("gradcheck: conv2d 3x3 stride 1 through Winograd F(2x2, 3x3)") {
+TEST_CASE("gradcheck: conv2d 3x3 stride 1 through Winograd F(2x2, 3x3) and F(4x4, 3x3)") {
   // 16 channels on both sides: the CPU takes the Winograd path (engine/cpu/winograd.h) for the
-  // output, the input gradient (a flipped 3x3 conv) and the weight gradient. Odd sizes leave
-  // partial tiles at the edges; pads 0 to 2 cover the transposed conv of the input gradient.
+  // output, the input gradient (a flipped 3x3 conv) and the weight gradient; outputs of 6x6 and
+  // more use 4x4 tiles. Odd sizes leave partial tiles at the edges; pads 0 to 2 cover the
+  // transposed conv of the input gradient.
   struct Case {
     int64_t H, W, pad;
     bool bias;
   };
-  for (const Case& c : {Case{5, 5, 1, true}, Case{4, 7, 0, false}, Case{3, 4, 2, true}}) {
+  for (const Case& c :
+       {Case{5, 5, 1, true}, Case{4, 7, 0, false}, Case{3, 4, 2, true}, Case{7, 6, 1, false}}) {
     CAPTURE(c.H);
     CAPTURE(c.W);
     CAPTURE(c.pad);

@@ -1,12 +1,15 @@
-// Winograd F(2x2, 3x3): see winograd.h for the algebra. The transforms below use the matrices
-//   B^T = [1  0 -1  0]    G = [1    0    0 ]    A^T = [1  1  1  0]
-//         [0  1  1  0]        [1/2  1/2  1/2]          [0  1 -1 -1]
-//         [0 -1  1  0]        [1/2 -1/2  1/2]
-//         [0  1  0 -1]        [0    0    1 ]
-// applied first along rows and then along columns of each tile.
+// Winograd F(m x m, 3 x 3) for m = 2 and m = 4: see winograd.h for the algebra. Each tile size is
+// a struct of three 1-D maps (their 2-D forms apply the map along the columns of a tile, then
+// along its rows) and their adjoints:
+//   in:  the n = m + 2 input values of a patch row -> B^T d
+//   ker: the 3 kernel taps                          -> G g
+//   out: n transformed products                     -> A^T M (m outputs)
+// F(2, 3) is exact in float32 up to rounding of a few additions; F(4, 3) multiplies by up to 8
+// and 5 and so loses a little more (tests bound both against im2col). F(4, 3) needs 36
+// multiplies per 16 outputs (2.25 per output, 4x fewer than direct), F(2, 3) 16 per 4 (2.25x).
 //
 // Work is split like the im2col path: the images are cut into one group per thread, each group
-// transforms a chunk of images at a time into its own buffers and runs its 16 GEMMs
+// transforms a chunk of images at a time into its own buffers and runs its n^2 GEMMs
 // single-threaded (parallel_for_gemm). Weight-gradient partials are summed in group order, so
 // results depend only on the thread count.
 #include "engine/cpu/winograd.h"
@@ -26,18 +29,123 @@ namespace ss::cpu {
 
 namespace {
 
-// SELFSUP_WINOGRAD=0 turns the path off (to compare with im2col in a benchmark).
-bool enabled_from_env() {
+// SELFSUP_WINOGRAD=0 turns the path off, =2 keeps it to F(2x2, 3x3) (to compare in benchmarks).
+int mode_from_env() {
   const char* v = std::getenv("SELFSUP_WINOGRAD");
-  return !(v && std::string(v) == "0");
+  if (!v) return 4;
+  const std::string s(v);
+  return s == "0" ? 0 : s == "2" ? 2 : 4;
 }
-std::atomic<bool> g_enabled{enabled_from_env()};
+std::atomic<int> g_mode{mode_from_env()};
 
 // Transformed values per chunk and group: about 1 MiB of float32, so that the GEMMs' inputs and
 // outputs stay near the core's L2 between the transforms (2 and 4 MiB were slower on the 3x3
 // conv of bench_conv).
 constexpr int64_t kBudget = int64_t(1) << 18;
 constexpr int64_t kMinChannels = 16;
+
+// F(2, 3):  B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+//           G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],   A^T = [1 1 1 0; 0 1 -1 -1]
+struct F2 {
+  static constexpr int m = 2, n = 4;
+  template <class T>
+  static void in(const T* d, T* r) {
+    r[0] = d[0] - d[2];
+    r[1] = d[1] + d[2];
+    r[2] = d[2] - d[1];
+    r[3] = d[1] - d[3];
+  }
+  template <class T>
+  static void ker(const T* g, T* u) {
+    u[0] = g[0];
+    u[1] = T(0.5) * (g[0] + g[1] + g[2]);
+    u[2] = T(0.5) * (g[0] - g[1] + g[2]);
+    u[3] = g[2];
+  }
+  template <class T>
+  static void ker_adjoint(const T* u, T* g) {  // G^T u
+    g[0] = u[0] + T(0.5) * (u[1] + u[2]);
+    g[1] = T(0.5) * (u[1] - u[2]);
+    g[2] = T(0.5) * (u[1] + u[2]) + u[3];
+  }
+  template <class T>
+  static void out(const T* M, T* y) {
+    y[0] = M[0] + M[1] + M[2];
+    y[1] = M[1] - M[2] - M[3];
+  }
+  template <class T>
+  static void out_adjoint(const T* y, T* M) {  // A y
+    M[0] = y[0];
+    M[1] = y[0] + y[1];
+    M[2] = y[0] - y[1];
+    M[3] = -y[1];
+  }
+};
+
+// F(4, 3) with interpolation points 0, 1, -1, 2, -2 (Lavin & Gray):
+//   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+//   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+//   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+struct F4 {
+  static constexpr int m = 4, n = 6;
+  template <class T>
+  static void in(const T* d, T* r) {
+    r[0] = T(4) * d[0] - T(5) * d[2] + d[4];
+    r[1] = -T(4) * (d[1] + d[2]) + d[3] + d[4];
+    r[2] = T(4) * (d[1] - d[2]) - d[3] + d[4];
+    r[3] = T(2) * (d[3] - d[1]) - d[2] + d[4];
+    r[4] = T(2) * (d[1] - d[3]) - d[2] + d[4];
+    r[5] = T(4) * d[1] - T(5) * d[3] + d[5];
+  }
+  template <class T>
+  static void ker(const T* g, T* u) {
+    u[0] = g[0] / T(4);
+    u[1] = -(g[0] + g[1] + g[2]) / T(6);
+    u[2] = -(g[0] - g[1] + g[2]) / T(6);
+    u[3] = g[0] / T(24) + g[1] / T(12) + g[2] / T(6);
+    u[4] = g[0] / T(24) - g[1] / T(12) + g[2] / T(6);
+    u[5] = g[2];
+  }
+  template <class T>
+  static void ker_adjoint(const T* u, T* g) {  // G^T u
+    g[0] = u[0] / T(4) - (u[1] + u[2]) / T(6) + (u[3] + u[4]) / T(24);
+    g[1] = (u[2] - u[1]) / T(6) + (u[3] - u[4]) / T(12);
+    g[2] = (u[3] + u[4] - u[1] - u[2]) / T(6) + u[5];
+  }
+  template <class T>
+  static void out(const T* M, T* y) {
+    const T p1 = M[1] + M[2], m1 = M[1] - M[2], p2 = M[3] + M[4], m2 = M[3] - M[4];
+    y[0] = M[0] + p1 + p2;
+    y[1] = m1 + T(2) * m2;
+    y[2] = p1 + T(4) * p2;
+    y[3] = m1 + T(8) * m2 + M[5];
+  }
+  template <class T>
+  static void out_adjoint(const T* y, T* M) {  // A y
+    const T e = y[0] + y[2], o = y[1] + y[3], e4 = y[0] + T(4) * y[2],
+            o8 = T(2) * y[1] + T(8) * y[3];
+    M[0] = y[0];
+    M[1] = e + o;
+    M[2] = e - o;
+    M[3] = e4 + o8;
+    M[4] = e4 - o8;
+    M[5] = y[3];
+  }
+};
+
+// Applies a 1-D map f (k values -> r values) along both axes of a k x k block: first to each
+// column (rows -> r), then to each row of the result. Element (i, j) of the block is
+// src[i * rs + j * cs].
+template <int k, int r, class T, class Fn>
+void apply_2d(const T* src, int64_t rs, int64_t cs, T (&dst)[r][r], Fn f) {
+  T col_in[k], col_out[r], mid[r][k];
+  for (int j = 0; j < k; ++j) {
+    for (int i = 0; i < k; ++i) col_in[i] = src[i * rs + j * cs];
+    f(col_in, col_out);
+    for (int i = 0; i < r; ++i) mid[i][j] = col_out[i];
+  }
+  for (int i = 0; i < r; ++i) f(mid[i], dst[i]);
+}
 
 void gemm_rm(bool tb, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float beta,
              float* C) {
@@ -50,186 +158,150 @@ void gemm_rm(bool tb, int64_t M, int64_t N, int64_t K, const double* A, const do
               1.0, A, int(K), B, int(tb ? K : N), beta, C, int(N));
 }
 
-// Tiles of 2x2 outputs per image, and the split of the images into groups and chunks.
+// Tiles of m x m outputs per image, and the split of the images into groups and chunks.
+template <class W>
 struct Plan {
+  static constexpr int64_t nn = W::n * W::n;  // transformed values per tile
   int64_t th, tw, per_image, parts, chunk;
   explicit Plan(const Conv2dArgs& a) {
-    th = (a.Ho + 1) / 2;
-    tw = (a.Wo + 1) / 2;
+    th = (a.Ho + W::m - 1) / W::m;
+    tw = (a.Wo + W::m - 1) / W::m;
     per_image = th * tw;
     parts = std::min<int64_t>(num_threads(), a.N);
-    const int64_t per_image_values = 16 * std::max(a.Cin, a.Cout) * per_image;
+    const int64_t per_image_values = nn * std::max(a.Cin, a.Cout) * per_image;
     chunk = std::clamp<int64_t>(kBudget / per_image_values, 1, a.N);
   }
   int64_t first(const Conv2dArgs& a, int64_t p) const { return a.N * p / parts; }
-  // Distance between the 16 matrices of a buffer with `rows` rows of nb * per_image tiles. The
-  // extra 16 elements keep the 16 streams a transform writes or reads at once off the same
-  // cache sets (a power-of-two distance made the transforms slower than the GEMMs).
+  // Distance between the nn matrices of a buffer with `rows` rows of nb * per_image tiles. The
+  // extra 16 elements keep the streams a transform writes or reads at once off the same cache
+  // sets (a power-of-two distance made the transforms slower than the GEMMs).
   int64_t xi_stride(int64_t rows, int64_t nb) const { return rows * nb * per_image + 16; }
-  int64_t buffer_size(int64_t rows) const { return 16 * xi_stride(rows, chunk); }
+  int64_t buffer_size(int64_t rows) const { return nn * xi_stride(rows, chunk); }
 };
 
-// V[xi][c][t] = (B^T d B)[xi] for the 4x4 patch d of tile t = (b, ty, tx) of images
-// [n0, n0 + nb), zero outside the image. One row of tiles at a time: its four input rows are
-// copied into zero-padded buffers, so the loop over tiles has no bounds checks and vectorises.
-template <class T>
-void input_transform(const Conv2dArgs& a, const Plan& pl, const T* x, int64_t n0, int64_t nb,
+// V[xi][c][t] = (B^T d B)[xi] for the n x n patch d of tile t = (b, ty, tx) of images
+// [n0, n0 + nb), zero outside the image. One row of tiles at a time: its n input rows are
+// copied into zero-padded buffers, so the loop over tiles has no bounds checks.
+template <class W, class T>
+void input_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* x, int64_t n0, int64_t nb,
                      T* V) {
+  constexpr int m = W::m, n = W::n;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cin, nb);
-  const int64_t width = 2 * pl.tw + 2;  // input columns under one row of tiles
-  std::vector<T> buf(size_t(4 * width));
+  const int64_t width = m * pl.tw + 2;  // input columns under one row of tiles
+  std::vector<T> buf(size_t(n * width));
   for (int64_t c = 0; c < a.Cin; ++c)
     for (int64_t b = 0; b < nb; ++b) {
       const T* plane = x + ((n0 + b) * a.Cin + c) * a.H * a.W;
       T* dst = V + c * ld + b * pl.per_image;
       for (int64_t ty = 0; ty < pl.th; ++ty) {
-        T* rows[4];
-        for (int r = 0; r < 4; ++r) {
-          rows[r] = buf.data() + r * width;
-          const int64_t ih = 2 * ty - a.pad + r;
-          std::fill(rows[r], rows[r] + width, T(0));
+        std::fill(buf.begin(), buf.end(), T(0));
+        for (int r = 0; r < n; ++r) {
+          const int64_t ih = m * ty - a.pad + r;
           if (ih < 0 || ih >= a.H) continue;
           // Column iw lands at iw + pad; columns past the buffer are never read.
-          const int64_t n = std::min<int64_t>(a.W, width - a.pad);
-          std::copy(plane + ih * a.W, plane + ih * a.W + n, rows[r] + a.pad);
+          const int64_t cols = std::min<int64_t>(a.W, width - a.pad);
+          std::copy(plane + ih * a.W, plane + ih * a.W + cols, buf.data() + r * width + a.pad);
         }
         T* o = dst + ty * pl.tw;
-        const T *d0 = rows[0], *d1 = rows[1], *d2 = rows[2], *d3 = rows[3];
         for (int64_t tx = 0; tx < pl.tw; ++tx) {
-          T u[4][4];  // B^T d, column s of the patch at input column 2 tx + s
-          for (int k = 0; k < 4; ++k) {
-            const int64_t q = 2 * tx + k;
-            u[0][k] = d0[q] - d2[q];
-            u[1][k] = d1[q] + d2[q];
-            u[2][k] = d2[q] - d1[q];
-            u[3][k] = d1[q] - d3[q];
-          }
-          for (int r = 0; r < 4; ++r) {  // (B^T d) B
-            o[(4 * r + 0) * xi_stride + tx] = u[r][0] - u[r][2];
-            o[(4 * r + 1) * xi_stride + tx] = u[r][1] + u[r][2];
-            o[(4 * r + 2) * xi_stride + tx] = u[r][2] - u[r][1];
-            o[(4 * r + 3) * xi_stride + tx] = u[r][1] - u[r][3];
-          }
+          T v[n][n];
+          apply_2d<n, n>(buf.data() + m * tx, width, 1, v, [](const T* s, T* d) { W::in(s, d); });
+          for (int i = 0; i < n; ++i)
+            for (int j = 0; j < n; ++j) o[(i * n + j) * xi_stride + tx] = v[i][j];
         }
       }
     }
 }
 
 // out tiles of images [n0, n0 + nb) = A^T M A (+ bias), cut at the output's edge. One row of
-// tiles at a time into two full-width row buffers, then copied to the output.
-template <class T>
-void output_transform(const Conv2dArgs& a, const Plan& pl, const T* M, const T* bias, int64_t n0,
+// tiles at a time into m full-width row buffers, then copied to the output.
+template <class W, class T>
+void output_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* M, const T* bias, int64_t n0,
                       int64_t nb, T* out) {
+  constexpr int m = W::m, n = W::n;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cout, nb);
-  std::vector<T> buf(size_t(4 * pl.tw));
-  T *y0 = buf.data(), *y1 = buf.data() + 2 * pl.tw;
+  const int64_t width = m * pl.tw;
+  std::vector<T> buf(size_t(m * width));
   for (int64_t co = 0; co < a.Cout; ++co) {
     const T bv = bias ? bias[co] : T(0);
     for (int64_t b = 0; b < nb; ++b) {
       const T* src = M + co * ld + b * pl.per_image;
       T* plane = out + ((n0 + b) * a.Cout + co) * a.Ho * a.Wo;
       for (int64_t ty = 0; ty < pl.th; ++ty) {
-        const T* m = src + ty * pl.tw;
+        const T* mt = src + ty * pl.tw;
         for (int64_t tx = 0; tx < pl.tw; ++tx) {
-          T s[2][4];  // A^T M
-          for (int j = 0; j < 4; ++j) {
-            const T m0 = m[j * xi_stride + tx], m1 = m[(4 + j) * xi_stride + tx],
-                    m2 = m[(8 + j) * xi_stride + tx], m3 = m[(12 + j) * xi_stride + tx];
-            s[0][j] = m0 + m1 + m2;
-            s[1][j] = m1 - m2 - m3;
-          }
-          y0[2 * tx] = s[0][0] + s[0][1] + s[0][2] + bv;
-          y0[2 * tx + 1] = s[0][1] - s[0][2] - s[0][3] + bv;
-          y1[2 * tx] = s[1][0] + s[1][1] + s[1][2] + bv;
-          y1[2 * tx + 1] = s[1][1] - s[1][2] - s[1][3] + bv;
+          T y[m][m];
+          apply_2d<n, m>(mt + tx, xi_stride * n, xi_stride, y,
+                         [](const T* s, T* d) { W::out(s, d); });
+          for (int k = 0; k < m; ++k)
+            for (int l = 0; l < m; ++l) buf[size_t(k * width + m * tx + l)] = y[k][l] + bv;
         }
-        const int64_t oh = 2 * ty;
-        std::copy(y0, y0 + a.Wo, plane + oh * a.Wo);
-        if (oh + 1 < a.Ho) std::copy(y1, y1 + a.Wo, plane + (oh + 1) * a.Wo);
+        for (int k = 0; k < m && m * ty + k < a.Ho; ++k)
+          std::copy(buf.data() + k * width, buf.data() + k * width + a.Wo,
+                    plane + (m * ty + k) * a.Wo);
       }
     }
   }
 }
 
 // dM[xi][co][t] = (A dY A^T)[xi]: the adjoint of output_transform (dY zero past the edge).
-template <class T>
-void output_transform_adjoint(const Conv2dArgs& a, const Plan& pl, const T* dout, int64_t n0,
+template <class W, class T>
+void output_transform_adjoint(const Conv2dArgs& a, const Plan<W>& pl, const T* dout, int64_t n0,
                               int64_t nb, T* dM) {
+  constexpr int m = W::m, n = W::n;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cout, nb);
+  const int64_t width = m * pl.tw;
+  std::vector<T> buf(size_t(m * width));
   for (int64_t co = 0; co < a.Cout; ++co)
     for (int64_t b = 0; b < nb; ++b) {
       const T* plane = dout + ((n0 + b) * a.Cout + co) * a.Ho * a.Wo;
       T* dst = dM + co * ld + b * pl.per_image;
-      for (int64_t ty = 0; ty < pl.th; ++ty)
+      for (int64_t ty = 0; ty < pl.th; ++ty) {
+        std::fill(buf.begin(), buf.end(), T(0));
+        for (int k = 0; k < m && m * ty + k < a.Ho; ++k)
+          std::copy(plane + (m * ty + k) * a.Wo, plane + (m * ty + k + 1) * a.Wo,
+                    buf.data() + k * width);
+        T* o = dst + ty * pl.tw;
         for (int64_t tx = 0; tx < pl.tw; ++tx) {
-          const int64_t oh = 2 * ty, ow = 2 * tx;
-          T y[2][2];
-          for (int k = 0; k < 2; ++k)
-            for (int l = 0; l < 2; ++l)
-              y[k][l] = (oh + k < a.Ho && ow + l < a.Wo) ? plane[(oh + k) * a.Wo + ow + l] : T(0);
-          const T r[4][2] = {{y[0][0], y[0][1]},
-                             {y[0][0] + y[1][0], y[0][1] + y[1][1]},
-                             {y[0][0] - y[1][0], y[0][1] - y[1][1]},
-                             {-y[1][0], -y[1][1]}};
-          T* o = dst + ty * pl.tw + tx;
-          for (int i = 0; i < 4; ++i) {
-            o[(4 * i + 0) * xi_stride] = r[i][0];
-            o[(4 * i + 1) * xi_stride] = r[i][0] + r[i][1];
-            o[(4 * i + 2) * xi_stride] = r[i][0] - r[i][1];
-            o[(4 * i + 3) * xi_stride] = -r[i][1];
-          }
+          T v[n][n];
+          apply_2d<m, n>(buf.data() + m * tx, width, 1, v,
+                         [](const T* s, T* d) { W::out_adjoint(s, d); });
+          for (int i = 0; i < n; ++i)
+            for (int j = 0; j < n; ++j) o[(i * n + j) * xi_stride + tx] = v[i][j];
         }
+      }
     }
 }
 
 // U[xi][co][ci] = (G g G^T)[xi] for each 3x3 kernel g = w[co, ci].
-template <class T>
+template <class W, class T>
 void weight_transform(const Conv2dArgs& a, const T* w, T* U) {
+  constexpr int n = W::n;
   const int64_t xi_stride = a.Cout * a.Cin;
   parallel_for(a.Cout, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t co = c0; co < c1; ++co)
       for (int64_t ci = 0; ci < a.Cin; ++ci) {
-        const T* g = w + (co * a.Cin + ci) * 9;
-        T h[4][3];  // G g
-        for (int j = 0; j < 3; ++j) {
-          h[0][j] = g[j];
-          h[1][j] = T(0.5) * (g[j] + g[3 + j] + g[6 + j]);
-          h[2][j] = T(0.5) * (g[j] - g[3 + j] + g[6 + j]);
-          h[3][j] = g[6 + j];
-        }
-        T* o = U + co * a.Cin + ci;
-        for (int i = 0; i < 4; ++i) {  // (G g) G^T
-          o[(4 * i + 0) * xi_stride] = h[i][0];
-          o[(4 * i + 1) * xi_stride] = T(0.5) * (h[i][0] + h[i][1] + h[i][2]);
-          o[(4 * i + 2) * xi_stride] = T(0.5) * (h[i][0] - h[i][1] + h[i][2]);
-          o[(4 * i + 3) * xi_stride] = h[i][2];
-        }
+        T u[n][n];
+        apply_2d<3, n>(w + (co * a.Cin + ci) * 9, 3, 1, u, [](const T* s, T* d) { W::ker(s, d); });
+        for (int i = 0; i < n; ++i)
+          for (int j = 0; j < n; ++j) U[(i * n + j) * xi_stride + co * a.Cin + ci] = u[i][j];
       }
   });
 }
 
 // dw[co, ci] = G^T dU[.][co][ci] G: the adjoint of weight_transform.
-template <class T>
+template <class W, class T>
 void weight_transform_adjoint(const Conv2dArgs& a, const T* dU, T* dw) {
+  constexpr int n = W::n;
   const int64_t xi_stride = a.Cout * a.Cin;
   parallel_for(a.Cout, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t co = c0; co < c1; ++co)
       for (int64_t ci = 0; ci < a.Cin; ++ci) {
-        const T* u = dU + co * a.Cin + ci;
-        T h[3][4];  // G^T dU
-        for (int j = 0; j < 4; ++j) {
-          const T u0 = u[j * xi_stride], u1 = u[(4 + j) * xi_stride], u2 = u[(8 + j) * xi_stride],
-                  u3 = u[(12 + j) * xi_stride];
-          h[0][j] = u0 + T(0.5) * (u1 + u2);
-          h[1][j] = T(0.5) * (u1 - u2);
-          h[2][j] = T(0.5) * (u1 + u2) + u3;
-        }
-        T* g = dw + (co * a.Cin + ci) * 9;
-        for (int i = 0; i < 3; ++i) {  // (G^T dU) G
-          g[3 * i + 0] = h[i][0] + T(0.5) * (h[i][1] + h[i][2]);
-          g[3 * i + 1] = T(0.5) * (h[i][1] - h[i][2]);
-          g[3 * i + 2] = T(0.5) * (h[i][1] + h[i][2]) + h[i][3];
-        }
+        T g[3][3];
+        apply_2d<n, 3>(dU + co * a.Cin + ci, xi_stride * n, xi_stride, g,
+                       [](const T* s, T* d) { W::ker_adjoint(s, d); });
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 3; ++j) dw[(co * a.Cin + ci) * 9 + i * 3 + j] = g[i][j];
       }
   });
 }
@@ -239,30 +311,21 @@ T* data_of(Tensor& t) {
   return static_cast<T*>(t.raw_data());
 }
 
-}  // namespace
-
-bool winograd_applies(const Conv2dArgs& a) {
-  return g_enabled.load() && a.kh == 3 && a.kw == 3 && a.stride == 1 && a.pad <= 2 &&
-         a.Cin >= kMinChannels && a.Cout >= kMinChannels;
-}
-
-void set_winograd_enabled(bool on) {
-  g_enabled.store(on);
-}
-bool winograd_enabled() {
-  return g_enabled.load();
-}
-
 template <class T>
-void winograd_forward(const Conv2dArgs& a, const T* x, const T* w, const T* bias, T* out) {
-  const Plan pl(a);
-  const DType dt = sizeof(T) == 4 ? DType::f32 : DType::f64;
-  Tensor U = Tensor::empty({16 * a.Cout * a.Cin}, dt);
-  weight_transform(a, w, data_of<T>(U));
+DType dtype_of() {
+  return sizeof(T) == 4 ? DType::f32 : DType::f64;
+}
+
+template <class W, class T>
+void forward(const Conv2dArgs& a, const T* x, const T* w, const T* bias, T* out) {
+  constexpr int64_t nn = Plan<W>::nn;
+  const Plan<W> pl(a);
+  Tensor U = Tensor::empty({nn * a.Cout * a.Cin}, dtype_of<T>());
+  weight_transform<W>(a, w, data_of<T>(U));
   std::vector<Tensor> V(size_t(pl.parts)), M(size_t(pl.parts));
   for (int64_t p = 0; p < pl.parts; ++p) {
-    V[size_t(p)] = Tensor::empty({pl.buffer_size(a.Cin)}, dt);
-    M[size_t(p)] = Tensor::empty({pl.buffer_size(a.Cout)}, dt);
+    V[size_t(p)] = Tensor::empty({pl.buffer_size(a.Cin)}, dtype_of<T>());
+    M[size_t(p)] = Tensor::empty({pl.buffer_size(a.Cout)}, dtype_of<T>());
   }
   const T* pu = data_of<T>(U);
   parallel_for_gemm(pl.parts, 1, [&](int64_t p0, int64_t p1) {
@@ -272,7 +335,8 @@ void winograd_forward(const Conv2dArgs& a, const T* x, const T* w, const T* bias
       for (int64_t n0 = pl.first(a, p); n0 < pl.first(a, p + 1); n0 += pl.chunk) {
         const int64_t nb = std::min(pl.chunk, pl.first(a, p + 1) - n0), t = nb * pl.per_image;
         input_transform(a, pl, x, n0, nb, pv);
-        for (int64_t xi = 0; xi < 16; ++xi)
+        // M[xi] [Cout, t] = U[xi] [Cout, Cin] x V[xi] [Cin, t]
+        for (int64_t xi = 0; xi < nn; ++xi)
           gemm_rm(false, a.Cout, t, a.Cin, pu + xi * a.Cout * a.Cin,
                   pv + xi * pl.xi_stride(a.Cin, nb), T(0), pm + xi * pl.xi_stride(a.Cout, nb));
         output_transform(a, pl, pm, bias, n0, nb, out);
@@ -281,16 +345,16 @@ void winograd_forward(const Conv2dArgs& a, const T* x, const T* w, const T* bias
   });
 }
 
-template <class T>
-void winograd_weight_grad(const Conv2dArgs& a, const T* x, const T* dout, T* dw) {
-  const Plan pl(a);
-  const DType dt = sizeof(T) == 4 ? DType::f32 : DType::f64;
-  const int64_t nU = 16 * a.Cout * a.Cin;
+template <class W, class T>
+void weight_grad(const Conv2dArgs& a, const T* x, const T* dout, T* dw) {
+  constexpr int64_t nn = Plan<W>::nn;
+  const Plan<W> pl(a);
+  const int64_t nU = nn * a.Cout * a.Cin;
   std::vector<Tensor> V(size_t(pl.parts)), dM(size_t(pl.parts)), dU(size_t(pl.parts));
   for (int64_t p = 0; p < pl.parts; ++p) {
-    V[size_t(p)] = Tensor::empty({pl.buffer_size(a.Cin)}, dt);
-    dM[size_t(p)] = Tensor::empty({pl.buffer_size(a.Cout)}, dt);
-    dU[size_t(p)] = Tensor::zeros({nU}, dt);
+    V[size_t(p)] = Tensor::empty({pl.buffer_size(a.Cin)}, dtype_of<T>());
+    dM[size_t(p)] = Tensor::empty({pl.buffer_size(a.Cout)}, dtype_of<T>());
+    dU[size_t(p)] = Tensor::zeros({nU}, dtype_of<T>());
   }
   parallel_for_gemm(pl.parts, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
@@ -302,7 +366,7 @@ void winograd_weight_grad(const Conv2dArgs& a, const T* x, const T* dout, T* dw)
         input_transform(a, pl, x, n0, nb, pv);
         output_transform_adjoint(a, pl, dout, n0, nb, pm);
         // dU[xi] [Cout, Cin] += dM[xi] [Cout, t] x V[xi]^T
-        for (int64_t xi = 0; xi < 16; ++xi)
+        for (int64_t xi = 0; xi < nn; ++xi)
           gemm_rm(true, a.Cout, a.Cin, t, pm + xi * pl.xi_stride(a.Cout, nb),
                   pv + xi * pl.xi_stride(a.Cin, nb), T(1), pu + xi * a.Cout * a.Cin);
       }
@@ -314,7 +378,44 @@ void winograd_weight_grad(const Conv2dArgs& a, const T* x, const T* dout, T* dw)
     const T* s = data_of<T>(dU[size_t(p)]);
     for (int64_t i = 0; i < nU; ++i) total[i] += s[i];
   }
-  weight_transform_adjoint(a, total, dw);
+  weight_transform_adjoint<W>(a, total, dw);
+}
+
+}  // namespace
+
+bool winograd_applies(const Conv2dArgs& a) {
+  return g_mode.load() != 0 && a.kh == 3 && a.kw == 3 && a.stride == 1 && a.pad <= 2 &&
+         a.Cin >= kMinChannels && a.Cout >= kMinChannels;
+}
+
+int winograd_tile(const Conv2dArgs& a) {
+  if (!winograd_applies(a)) return 0;
+  // 4x4 tiles where the output has room for them; on 2x2 to 4x4 outputs the larger tile
+  // transforms mostly padding.
+  return g_mode.load() == 4 && a.Ho >= 6 && a.Wo >= 6 ? 4 : 2;
+}
+
+void set_winograd_mode(int tile) {
+  g_mode.store(tile == 0 || tile == 2 ? tile : 4);
+}
+int winograd_mode() {
+  return g_mode.load();
+}
+
+template <class T>
+void winograd_forward(const Conv2dArgs& a, const T* x, const T* w, const T* bias, T* out) {
+  if (winograd_tile(a) == 4)
+    forward<F4>(a, x, w, bias, out);
+  else
+    forward<F2>(a, x, w, bias, out);
+}
+
+template <class T>
+void winograd_weight_grad(const Conv2dArgs& a, const T* x, const T* dout, T* dw) {
+  if (winograd_tile(a) == 4)
+    weight_grad<F4>(a, x, dout, dw);
+  else
+    weight_grad<F2>(a, x, dout, dw);
 }
 
 template void winograd_forward<float>(const Conv2dArgs&, const float*, const float*, const float*,
