@@ -41,6 +41,11 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$MODEL$CONFIG" ] || MODEL=resnet-tiny
 PY=/usr/bin/python3
+if ! "$PY" -c 'import torch' 2>/dev/null; then
+  echo "[bench_vs_torch] PyTorch is not importable by $PY; install Debian's package:" >&2
+  echo "  sudo apt-get install -y python3-torch" >&2
+  exit 1
+fi
 BUILD_DIR=build-cpu
 SELFSUP=$BUILD_DIR/selfsup
 BENCH_CONV=$BUILD_DIR/bench_conv
