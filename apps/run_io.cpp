@@ -9,12 +9,46 @@ namespace fs = std::filesystem;
 
 namespace ss {
 
+namespace {
+// Files and folders selfsup writes into a run or comparison directory.
+bool written_by_selfsup(const fs::path& p) {
+  const std::string n = p.filename().string();
+  if (fs::is_directory(p)) return fs::exists(p / "config.toml");  // a comparison's sub-run
+  return n == "config.toml" || n == "log.txt" || n == "metrics.jsonl" || n == "compare.md" ||
+         n == "compare.csv" || n == "plots.gp" || n == "plot.dat" ||
+         n.rfind("checkpoint.safetensors", 0) == 0 || p.extension() == ".png";
+}
+
+// The first entry under dir (recursively through sub-runs) that selfsup did not write, or "".
+std::string foreign_entry(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (!written_by_selfsup(e.path())) return e.path().string();
+    if (e.is_directory()) {
+      const std::string inner = foreign_entry(e.path());
+      if (!inner.empty()) return inner;
+    }
+  }
+  return "";
+}
+}  // namespace
+
 std::string prepare_run_dir(const std::string& root, const std::string& name, RunDirMode mode,
                             bool resumable) {
   const fs::path dir = fs::path(root) / name;
+  // Defence in depth beside the run.name check: every part of the name is a plain folder name
+  // and the run folder is strictly inside the root.
+  bool plain = !name.empty() && name[0] != '/';
+  for (const auto& part : fs::path(name))
+    plain = plain && !part.empty() && part != "." && part != "..";
+  const fs::path canon_root = fs::weakly_canonical(fs::absolute(root));
+  const fs::path canon_dir = fs::weakly_canonical(fs::absolute(dir));
+  const auto rel = canon_dir.lexically_relative(canon_root);
+  if (!plain || rel.empty() || rel == "." || *rel.begin() == "..")
+    throw std::runtime_error("[run] run.name '" + name + "' does not name a folder inside " + root);
   const bool exists = fs::exists(dir);
+  const bool has_checkpoint = exists && fs::exists(dir / "checkpoint.safetensors");
   if (mode == RunDirMode::resume) {
-    if (!exists || !fs::exists(dir / "checkpoint.safetensors"))
+    if (!has_checkpoint)
       throw std::runtime_error("[run] cannot resume: " + (dir / "checkpoint.safetensors").string() +
                                " does not exist");
     return dir.string();
@@ -23,13 +57,19 @@ std::string prepare_run_dir(const std::string& root, const std::string& name, Ru
     throw std::runtime_error("[run] " + dir.string() + " exists and is not a directory");
   if (exists && !fs::is_empty(dir)) {
     if (mode == RunDirMode::create)
-      throw std::runtime_error("[run] " + dir.string() + " already holds a run; pass --overwrite " +
-                               "to replace it, " + (resumable ? "--resume to continue it, " : "") +
+      throw std::runtime_error("[run] " + dir.string() +
+                               " is not empty; pass --overwrite to replace the run in it, " +
+                               (resumable && has_checkpoint ? "--resume to continue it, " : "") +
                                "or choose another run.name");
-    // Only a directory that looks like a run is emptied.
+    // Only a directory that looks like a run is emptied, and only if everything in it is
+    // selfsup's own output: a file the user put there stops the overwrite.
     if (!fs::exists(dir / "config.toml"))
       throw std::runtime_error("[run] refusing to overwrite " + dir.string() +
                                ": it has no config.toml, so it is not a selfsup run directory");
+    const std::string foreign = foreign_entry(dir);
+    if (!foreign.empty())
+      throw std::runtime_error("[run] refusing to overwrite " + dir.string() + ": it holds " +
+                               foreign + ", which selfsup did not write; move it away first");
     fs::remove_all(dir);
   }
   fs::create_directories(dir);

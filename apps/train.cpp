@@ -430,9 +430,13 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& topt, const Dataset
   }
   sum.train_seconds = train_seconds;
   sum.images_per_second = train_seconds > 0 ? double(trained_images) / train_seconds : 0;
-  log.line("trained " + std::to_string(sum.epochs_done) + " epochs in " +
-           format_duration(train_seconds) + " (" + fmt("%.1f", sum.images_per_second) +
-           " views/s)");
+  // This invocation's epochs (a resumed run counts only those it trained itself).
+  const int64_t ran = sum.epochs_done - std::min(start_epoch, sum.epochs_done);
+  log.line("trained " + std::to_string(ran) + " epochs in " + format_duration(train_seconds) +
+           " (" + fmt("%.1f", sum.images_per_second) + " views/s)" +
+           (start_epoch > 0 ? "; epochs done in this run: " + std::to_string(sum.epochs_done) +
+                                  " of " + std::to_string(epochs)
+                            : std::string()));
   return sum;
 }
 

@@ -142,6 +142,9 @@ TEST_CASE("config: defaults, files, overrides and errors that name the key") {
   range("run.device=tpu", "run.device");
   range("optim.name=sgdd", "optim.name");
   range("optim.warmup_epochs=50", "optim.warmup_epochs");
+  for (const char* name : {"run.name=.", "run.name=a/.", "run.name=a//b", "run.name=../x",
+                           "run.name=/tmp/x", "run.name=a/"})
+    range(name, "run.name");
   // Loss parameters are checked by the loss itself, naming the parameter.
   Config t;
   t.apply_override("loss.name=infonce");
@@ -154,7 +157,30 @@ TEST_CASE("run directories are never overwritten unless asked") {
   const std::string d = prepare_run_dir(root, "a", RunDirMode::create);
   write_file(d + "/config.toml", "# mine\n");
   check_throws_with([&] { prepare_run_dir(root, "a", RunDirMode::create); },
-                    {"already holds a run", "--overwrite"});
+                    {"is not empty", "--overwrite"});
+  // --resume is suggested only where there is a checkpoint to resume from.
+  try {
+    prepare_run_dir(root, "a", RunDirMode::create, true);
+    FAIL("expected an error");
+  } catch (const std::exception& e) {
+    CHECK(std::string(e.what()).find("--resume") == std::string::npos);
+  }
+  write_file(d + "/checkpoint.safetensors", "x");
+  check_throws_with([&] { prepare_run_dir(root, "a", RunDirMode::create, true); }, {"--resume"});
+  // A file the user put into a run directory stops --overwrite, and stays.
+  write_file(d + "/my_notes.txt", "mine");
+  check_throws_with([&] { prepare_run_dir(root, "a", RunDirMode::overwrite); },
+                    {"refusing to overwrite", "my_notes.txt", "did not write"});
+  CHECK(fs::exists(d + "/my_notes.txt"));
+  fs::remove(d + "/my_notes.txt");
+  // The runs root itself is never a run directory, even when it holds a config.toml (a
+  // comparison's folder used as --runs).
+  write_file(root + "/config.toml", "# a comparison\n");
+  for (const char* bad : {".", "a/.", "./", ""})
+    check_throws_with([&] { prepare_run_dir(root, bad, RunDirMode::overwrite); },
+                      {"does not name a folder inside"});
+  CHECK(fs::exists(root + "/config.toml"));
+  CHECK(fs::exists(d + "/config.toml"));
   fs::create_directories(root + "/notarun");
   write_file(root + "/notarun/thesis.tex", "precious");
   check_throws_with([&] { prepare_run_dir(root, "notarun", RunDirMode::overwrite); },
@@ -243,7 +269,7 @@ TEST_CASE("training writes config, log, metrics and an atomic checkpoint; resume
   CHECK(compared > 20);
 
   // A run directory that exists is refused without --overwrite.
-  check_throws_with([&] { train(tiny_config("full"), to, &data); }, {"already holds a run"});
+  check_throws_with([&] { train(tiny_config("full"), to, &data); }, {"is not empty"});
 }
 
 TEST_CASE("k-NN votes, label checks, and the metrics of Wang & Isola") {
