@@ -31,9 +31,11 @@ void add_bench_options(CLI::App& cmd, BenchOptions& o) {
   cmd.add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd.add_option("--batch,-b", o.batch, "images per step (N)")->check(CLI::Range(1, 1 << 20));
   cmd.add_option("--views,-k", o.views, "views per image (K)")->check(CLI::Range(2, 64));
-  cmd.add_option("--image-size", o.image_size, "input height and width")
+  cmd.add_option("--image-size", o.image_size,
+                 "input height and width (default: the config's dataset, else 32)")
       ->check(CLI::Range(1, 4096));
-  cmd.add_option("--channels", o.channels, "input channels")->check(CLI::Range(1, 4096));
+  cmd.add_option("--channels", o.channels, "input channels (default: the config's dataset, else 3)")
+      ->check(CLI::Range(1, 4096));
   cmd.add_option("--warmup", o.warmup, "untimed steps first")->check(CLI::Range(0, 100000));
   cmd.add_option("--steps", o.steps, "timed steps")->check(CLI::Range(1, 100000));
   cmd.add_option("--threads", o.threads, "compute threads (0: all cores)")
@@ -64,7 +66,14 @@ int run_bench(const BenchOptions& o_in) {
     head_bn = cfg.get_bool("model.head_bn") ? "true" : "false";
     if (o.loss.empty()) o.loss = cfg.get_string("loss.name");
     loss_params = cfg.loss_params(o.loss);
+    // The input the config trains on (its dataset's images), unless given on the command line.
+    const std::string ds = cfg.get_string("data.dataset");
+    const bool gray28 = ds == "fashion-mnist" || ds == "mnist";
+    if (o.channels == 0) o.channels = gray28 ? 1 : 3;
+    if (o.image_size == 0) o.image_size = gray28 ? 28 : 32;
   }
+  if (o.channels == 0) o.channels = 3;
+  if (o.image_size == 0) o.image_size = 32;
   if (o.loss.empty()) o.loss = "infonce";
   // Open the JSON file before the (long) run, so a bad path fails at once, not after it.
   std::ofstream json_out;

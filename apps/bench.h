@@ -16,8 +16,8 @@ struct BenchOptions {
   std::string device = "cpu";
   int64_t batch = 256;  // N; the step sees K*N views
   int64_t views = 2;
-  int64_t image_size = 32;
-  int64_t channels = 3;
+  int64_t image_size = 0;  // 0: the config's dataset (28 for Fashion-MNIST/MNIST), else 32
+  int64_t channels = 0;    // 0: the config's dataset (1 for Fashion-MNIST/MNIST), else 3
   int64_t head_hidden = 512, head_out = 128;
   int64_t warmup = 2, steps = 5;
   int64_t threads = 0;  // 0: all cores

@@ -100,7 +100,7 @@ std::string value_str(const ConfigValue& v) {
         else if constexpr (std::is_same_v<T, double>) {
           os.precision(12);
           os << x;
-          if (os.str().find_first_of(".e") == std::string::npos) os << ".0";
+          if (std::isfinite(x) && os.str().find_first_of(".e") == std::string::npos) os << ".0";
         } else
           os << x;
       },
@@ -152,9 +152,10 @@ void Config::set(const std::string& key, ConfigValue v) {
     values_[key] = std::holds_alternative<bool>(v)      ? double(std::get<bool>(v))
                    : std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v))
                                                         : v;
+  else if (is_loss_param(key))
+    fail("key '" + key + "' is a loss parameter and must be a number, got " + value_str(v));
   else
-    fail("unknown key '" + key + "' (sections: " + known_sections() +
-         "; loss parameters are numbers)");
+    fail("unknown key '" + key + "' (sections: " + known_sections() + ")");
 }
 
 void Config::load_file(const std::string& path) {
@@ -210,7 +211,13 @@ void Config::apply_override(const std::string& assignment) {
   const size_t eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
     fail("override '" + assignment + "' must look like section.key=value");
-  const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  // Spaces around the key and the value are ignored: --set "optim.lr = 0.1".
+  auto trim = [](std::string x) {
+    const size_t b = x.find_first_not_of(" \t"), e = x.find_last_not_of(" \t");
+    return b == std::string::npos ? std::string() : x.substr(b, e - b + 1);
+  };
+  const std::string key = trim(assignment.substr(0, eq)), text = trim(assignment.substr(eq + 1));
+  if (key.empty()) fail("override '" + assignment + "' must look like section.key=value");
   // Parse the value as TOML so that types follow the same rules as the file.
   toml::table t;
   try {

@@ -153,8 +153,15 @@ Checkpoint load_checkpoint(const std::string& path, SslModel& model, Optimizer* 
     if (k.rfind("model.", 0) == 0) m[k.substr(6)] = v;
     if (k.rfind("optim.", 0) == 0) o[k.substr(6)] = v;
   }
-  model.load_state_dict(m, true);
-  if (opt) opt->load_state_dict(o);
+  try {
+    model.load_state_dict(m, true);
+    if (opt) opt->load_state_dict(o);
+  } catch (const std::exception& e) {
+    // Name the file: the model was built from the run's config.toml, the weights come from here.
+    throw std::runtime_error(
+        "[checkpoint] " + path +
+        " does not fit the model built from the run's config.toml: " + e.what());
+  }
   Checkpoint c;
   try {
     c.epoch = std::stoll(lt.metadata.at("epoch"));
@@ -407,8 +414,14 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& topt, const Dataset
       };
       FeatureSet bank = extract_features(data.train, enc, cfg.get_int("eval.bank_limit"), 512, dev);
       FeatureSet test = extract_features(data.heldout, enc, 0, 512, dev);
-      KnnResult kr =
-          knn_evaluate(bank, test, cfg.get_int("eval.knn_k"), cfg.get_double("eval.knn_t"));
+      const int64_t knn_k = cfg.get_int("eval.knn_k"), bank_n = bank.features.size(0);
+      KnnResult kr = knn_evaluate(bank, test, knn_k, cfg.get_double("eval.knn_t"));
+      // knn_evaluate votes over min(k, bank size) neighbours; say so where that is fewer.
+      const std::string k_text =
+          knn_k <= bank_n
+              ? "k=" + std::to_string(knn_k)
+              : "k=" + std::to_string(bank_n) + ": eval.knn_k = " + std::to_string(knn_k) +
+                    " exceeds the bank's " + std::to_string(bank_n) + " images";
       row["knn_top1"] = kr.top1;
       row["knn_top5"] = kr.top5;
       sum.last_knn_top1 = kr.top1;
@@ -416,8 +429,7 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& topt, const Dataset
         sum.final_bank = std::make_shared<FeatureSet>(std::move(bank));
         sum.final_test = std::make_shared<FeatureSet>(std::move(test));
       }
-      log.line("epoch " + std::to_string(e + 1) +
-               " k-NN (k=" + std::to_string(cfg.get_int("eval.knn_k")) + ") top1 " +
+      log.line("epoch " + std::to_string(e + 1) + " k-NN (" + k_text + ") top1 " +
                fmt("%.4f", kr.top1) + " top5 " + fmt("%.4f", kr.top5));
     }
     metrics.write(row);

@@ -96,6 +96,9 @@ def load_config(path):
     for key in ("encoder", "head_hidden", "head_out", "head_bn"):
         if key in model:
             out[key] = model[key]
+    # The config's input: its dataset's images (as selfsup bench --config takes them).
+    gray28 = cfg.get("data", {}).get("dataset") in ("fashion-mnist", "mnist")
+    out["channels"], out["image_size"] = (1, 28) if gray28 else (3, 32)
     out["loss_name"] = loss.get("name", "infonce")
     inf = loss.get("infonce", {})
     if "temperature" in inf:
@@ -359,8 +362,8 @@ def main():
     ap.add_argument("--config", help="selfsup TOML config: [model] and [loss.infonce] from it")
     ap.add_argument("--batch", "-b", type=int, default=256, help="images per step (N)")
     ap.add_argument("--views", "-k", type=int, default=2, help="views per image (K)")
-    ap.add_argument("--image-size", type=int, default=32)
-    ap.add_argument("--channels", type=int, default=3)
+    ap.add_argument("--image-size", type=int, default=None)
+    ap.add_argument("--channels", type=int, default=None)
     ap.add_argument("--head-hidden", type=int, default=None)
     ap.add_argument("--head-out", type=int, default=None)
     ap.add_argument("--head-bn", choices=["true", "false"], default=None)
@@ -397,6 +400,10 @@ def main():
         args.head_bn = args.head_bn == "true"
     if args.temperature is None:
         args.temperature = float(cfg.get("temperature", 0.5))
+    if args.channels is None:
+        args.channels = int(cfg.get("channels", 3))
+    if args.image_size is None:
+        args.image_size = int(cfg.get("image_size", 32))
     args.diagnostics = args.diagnostics == "true"
     if args.steps < 5 and not args.child:
         print("note: fewer than 5 timed steps", file=sys.stderr)

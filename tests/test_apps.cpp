@@ -142,6 +142,13 @@ TEST_CASE("config: defaults, files, overrides and errors that name the key") {
   range("run.device=tpu", "run.device");
   range("optim.name=sgdd", "optim.name");
   range("optim.warmup_epochs=50", "optim.warmup_epochs");
+  {  // spaces around '=' are ignored; a loss parameter of the wrong type is named as such
+    Config x;
+    x.apply_override(" optim.lr = 0.125 ");
+    CHECK(x.get_double("optim.lr") == 0.125);
+    check_throws_with([&] { x.apply_override("loss.du.t=two"); },
+                      {"loss.du.t", "must be a number", "\"two\""});
+  }
   for (const char* name : {"run.name=.", "run.name=a/.", "run.name=a//b", "run.name=../x",
                            "run.name=/tmp/x", "run.name=a/"})
     range(name, "run.name");
