@@ -304,6 +304,14 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& topt, const Dataset
   Datasets loaded;
   if (!data_in) loaded = load_datasets(cfg);
   const Datasets& data = data_in ? *data_in : loaded;
+  // Every objective compares an image's views with other images': a step needs N >= 2. (A
+  // training set smaller than the batch is one partial batch of all its images.)
+  if (std::min(data.train.size(), cfg.get_int("data.batch_size")) < 2)
+    throw std::invalid_argument(
+        "[config] a step needs at least 2 images: data.batch_size = " +
+        std::to_string(cfg.get_int("data.batch_size")) +
+        ", training images = " + std::to_string(data.train.size()) +
+        " (data.train_limit = " + std::to_string(cfg.get_int("data.train_limit")) + ")");
 
   const std::string dir = prepare_run_dir(topt.runs_root, name, topt.mode);
   if (!resume) write_text_file(dir + "/config.toml", cfg.to_toml());

@@ -228,6 +228,9 @@ TEST_CASE("a run that would fail on its setup leaves no directory behind") {
   c.set("data.dataset", "cifar10");
   c.set("data.path", root + "/no-such-folder");
   fails(c, {"no-such-folder"});
+  c = tiny_config("bad");
+  c.set("data.batch_size", int64_t(1));
+  fails(c, {"at least 2 images", "data.batch_size = 1"});
 
   CompareOptions co;
   co.runs_root = root;
