@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "data/augment.h"
 #include "engine/backend.h"
@@ -323,6 +324,11 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& topt, const Dataset
              notes + " of the command line (only run.stop_after may change)");
   log.line("config:\n" + cfg.summary());
   log.line(std::string(cpu::thread_policy()) + "; " + cpu::blas_description());
+  if (const unsigned hw = std::thread::hardware_concurrency();
+      hw > 0 && cfg.get_int("run.threads") > int64_t(hw))
+    log.line("warning: run.threads = " + std::to_string(cfg.get_int("run.threads")) +
+             " exceeds this machine's " + std::to_string(hw) +
+             " hardware threads; oversubscribed threads only slow the run down");
   log.line("data: " + data.train.name() + " train " + std::to_string(data.train.size()) +
            " images, held-out " + std::to_string(data.heldout.size()) + ", " +
            std::to_string(data.train.channels()) + "x" + std::to_string(data.train.height()) + "x" +
