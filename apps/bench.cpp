@@ -66,14 +66,13 @@ int run_bench(const BenchOptions& o_in) {
     head_bn = cfg.get_bool("model.head_bn") ? "true" : "false";
     if (o.loss.empty()) o.loss = cfg.get_string("loss.name");
     loss_params = cfg.loss_params(o.loss);
-    // The input the config trains on (its dataset's images), unless given on the command line.
-    const std::string ds = cfg.get_string("data.dataset");
-    const bool gray28 = ds == "fashion-mnist" || ds == "mnist";
-    if (o.channels == 0) o.channels = gray28 ? 1 : 3;
-    if (o.image_size == 0) o.image_size = gray28 ? 28 : 32;
   }
-  if (o.channels == 0) o.channels = 3;
-  if (o.image_size == 0) o.image_size = 32;
+  // Unless given on the command line, the input is the config's dataset's images (1x28x28 for
+  // Fashion-MNIST and MNIST), else CIFAR's 3x32x32.
+  const std::string ds = o.config.empty() ? "" : cfg.get_string("data.dataset");
+  const bool gray28 = ds == "fashion-mnist" || ds == "mnist";
+  if (o.channels == 0) o.channels = gray28 ? 1 : 3;
+  if (o.image_size == 0) o.image_size = gray28 ? 28 : 32;
   if (o.loss.empty()) o.loss = "infonce";
   // Open the JSON file before the (long) run, so a bad path fails at once, not after it.
   std::ofstream json_out;

@@ -1,4 +1,5 @@
 #include "apps/config.h"
+#include "apps/run_io.h"
 
 #include <toml++/toml.h>
 
@@ -271,17 +272,9 @@ void Config::validate() const {
   if (get_double("optim.warmup_epochs") > double(get_int("optim.epochs")))
     fail("key 'optim.warmup_epochs' = " + value_str(at("optim.warmup_epochs")) +
          " exceeds optim.epochs = " + std::to_string(get_int("optim.epochs")));
-  // run.name is a folder under the runs root: every component a plain name, so that it can
-  // never name the root itself or anything outside it ("", ".", "..", "a/.", "/x", "a//b").
+  // run.name is a folder under the runs root ("", ".", "..", "a/.", "/x", "a//b" are not).
   const std::string& name = get_string("run.name");
-  bool plain = !name.empty() && name[0] != '/' && name.back() != '/';
-  for (size_t b = 0; plain && b <= name.size();) {
-    const size_t e = std::min(name.find('/', b), name.size());
-    const std::string part = name.substr(b, e - b);
-    plain = !part.empty() && part != "." && part != "..";
-    b = e + 1;
-  }
-  if (!plain)
+  if (!is_plain_run_name(name))
     fail("key 'run.name' = \"" + name +
          "\" must be a relative folder name whose parts are not empty, '.' or '..'");
 }

@@ -1,5 +1,6 @@
 #include "apps/run_io.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -32,18 +33,26 @@ std::string foreign_entry(const fs::path& dir) {
 }
 }  // namespace
 
+bool is_plain_run_name(const std::string& name) {
+  if (name.empty() || name[0] == '/') return false;
+  for (size_t b = 0; b <= name.size();) {
+    const size_t e = std::min(name.find('/', b), name.size());
+    const std::string part = name.substr(b, e - b);
+    if (part.empty() || part == "." || part == "..") return false;
+    b = e + 1;
+  }
+  return true;
+}
+
 std::string prepare_run_dir(const std::string& root, const std::string& name, RunDirMode mode,
                             bool resumable) {
   const fs::path dir = fs::path(root) / name;
-  // Defence in depth beside the run.name check: every part of the name is a plain folder name
-  // and the run folder is strictly inside the root.
-  bool plain = !name.empty() && name[0] != '/';
-  for (const auto& part : fs::path(name))
-    plain = plain && !part.empty() && part != "." && part != "..";
+  // Defence in depth beside the run.name check: a plain name, and the run folder strictly inside
+  // the root (also after symbolic links are followed).
   const fs::path canon_root = fs::weakly_canonical(fs::absolute(root));
   const fs::path canon_dir = fs::weakly_canonical(fs::absolute(dir));
   const auto rel = canon_dir.lexically_relative(canon_root);
-  if (!plain || rel.empty() || rel == "." || *rel.begin() == "..")
+  if (!is_plain_run_name(name) || rel.empty() || rel == "." || *rel.begin() == "..")
     throw std::runtime_error("[run] run.name '" + name + "' does not name a folder inside " + root);
   const bool exists = fs::exists(dir);
   const bool has_checkpoint = exists && fs::exists(dir / "checkpoint.safetensors");

@@ -13,6 +13,11 @@ namespace ss {
 
 enum class RunDirMode { create, overwrite, resume };
 
+// True when `name` can name a run folder under a runs root: relative, and every '/'-separated
+// part a plain folder name (not empty, '.' or '..'), so it never names the root itself or
+// anything outside it.
+bool is_plain_run_name(const std::string& name);
+
 // Makes runs/<name>. `create` refuses an existing, non-empty directory (nothing the user wrote
 // is touched); `overwrite` empties it first; `resume` requires it to exist.
 // `resumable` adds "--resume to continue it" to the refusal (train has --resume, compare not).

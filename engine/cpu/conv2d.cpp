@@ -1,6 +1,6 @@
-// Conv2d on the CPU: 3x3 stride-1 layers with enough channels take Winograd F(2x2, 3x3)
-// (winograd.h: 16 GEMMs on transformed tiles, 2.25x fewer multiplies); the rest, im2col over a
-// chunk of images, then one large GEMM per chunk.
+// Conv2d on the CPU: 3x3 stride-1 layers with enough channels take Winograd F(4x4, 3x3) or
+// F(2x2, 3x3) (winograd.h: GEMMs on transformed tiles, 4x or 2.25x fewer multiplies); the rest,
+// im2col over a chunk of images, then one large GEMM per chunk.
 //
 // For a chunk of B images the columns are col [Cin*kh*kw, B*Ho*Wo]; then
 //   forward:  out_chunk [Cout, B*Ho*Wo] = weight [Cout, Cin*kh*kw] x col

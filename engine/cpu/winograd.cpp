@@ -177,7 +177,30 @@ struct Plan {
   // sets (a power-of-two distance made the transforms slower than the GEMMs).
   int64_t xi_stride(int64_t rows, int64_t nb) const { return rows * nb * per_image + 16; }
   int64_t buffer_size(int64_t rows) const { return nn * xi_stride(rows, chunk); }
+  // Calls fn(p, n0, nb) for each chunk [n0, n0 + nb) of group p's images, one group per thread;
+  // GEMMs inside fn run single-threaded (parallel_for_gemm).
+  template <class Fn>
+  void for_each_chunk(const Conv2dArgs& a, Fn fn) const {
+    parallel_for_gemm(parts, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p)
+        for (int64_t n0 = first(a, p); n0 < first(a, p + 1); n0 += chunk)
+          fn(p, n0, std::min(chunk, first(a, p + 1) - n0));
+    });
+  }
 };
+
+// One row of tiles held in a row buffer (k rows of `width` values, tile tx starting at column
+// m tx): f applied in 2-D to each tile, the n x n result stored at o[(i n + j) xi_stride + tx].
+template <class W, int k, class T, class Fn>
+void transform_tile_row(const T* buf, int64_t width, int64_t tw, T* o, int64_t xi_stride, Fn f) {
+  constexpr int m = W::m, n = W::n;
+  for (int64_t tx = 0; tx < tw; ++tx) {
+    T v[n][n];
+    apply_2d<k, n>(buf + m * tx, width, 1, v, f);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) o[(i * n + j) * xi_stride + tx] = v[i][j];
+  }
+}
 
 // V[xi][c][t] = (B^T d B)[xi] for the n x n patch d of tile t = (b, ty, tx) of images
 // [n0, n0 + nb), zero outside the image. One row of tiles at a time: its n input rows are
@@ -202,13 +225,8 @@ void input_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* x, int64_t
           const int64_t cols = std::min<int64_t>(a.W, width - a.pad);
           std::copy(plane + ih * a.W, plane + ih * a.W + cols, buf.data() + r * width + a.pad);
         }
-        T* o = dst + ty * pl.tw;
-        for (int64_t tx = 0; tx < pl.tw; ++tx) {
-          T v[n][n];
-          apply_2d<n, n>(buf.data() + m * tx, width, 1, v, [](const T* s, T* d) { W::in(s, d); });
-          for (int i = 0; i < n; ++i)
-            for (int j = 0; j < n; ++j) o[(i * n + j) * xi_stride + tx] = v[i][j];
-        }
+        transform_tile_row<W, n>(buf.data(), width, pl.tw, dst + ty * pl.tw, xi_stride,
+                                 [](const T* s, T* d) { W::in(s, d); });
       }
     }
 }
@@ -248,7 +266,7 @@ void output_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* M, const 
 template <class W, class T>
 void output_transform_adjoint(const Conv2dArgs& a, const Plan<W>& pl, const T* dout, int64_t n0,
                               int64_t nb, T* dM) {
-  constexpr int m = W::m, n = W::n;
+  constexpr int m = W::m;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cout, nb);
   const int64_t width = m * pl.tw;
   std::vector<T> buf(size_t(m * width));
@@ -261,14 +279,8 @@ void output_transform_adjoint(const Conv2dArgs& a, const Plan<W>& pl, const T* d
         for (int k = 0; k < m && m * ty + k < a.Ho; ++k)
           std::copy(plane + (m * ty + k) * a.Wo, plane + (m * ty + k + 1) * a.Wo,
                     buf.data() + k * width);
-        T* o = dst + ty * pl.tw;
-        for (int64_t tx = 0; tx < pl.tw; ++tx) {
-          T v[n][n];
-          apply_2d<m, n>(buf.data() + m * tx, width, 1, v,
-                         [](const T* s, T* d) { W::out_adjoint(s, d); });
-          for (int i = 0; i < n; ++i)
-            for (int j = 0; j < n; ++j) o[(i * n + j) * xi_stride + tx] = v[i][j];
-        }
+        transform_tile_row<W, m>(buf.data(), width, pl.tw, dst + ty * pl.tw, xi_stride,
+                                 [](const T* s, T* d) { W::out_adjoint(s, d); });
       }
     }
 }
@@ -328,20 +340,15 @@ void forward(const Conv2dArgs& a, const T* x, const T* w, const T* bias, T* out)
     M[size_t(p)] = Tensor::empty({pl.buffer_size(a.Cout)}, dtype_of<T>());
   }
   const T* pu = data_of<T>(U);
-  parallel_for_gemm(pl.parts, 1, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      T* pv = data_of<T>(V[size_t(p)]);
-      T* pm = data_of<T>(M[size_t(p)]);
-      for (int64_t n0 = pl.first(a, p); n0 < pl.first(a, p + 1); n0 += pl.chunk) {
-        const int64_t nb = std::min(pl.chunk, pl.first(a, p + 1) - n0), t = nb * pl.per_image;
-        input_transform(a, pl, x, n0, nb, pv);
-        // M[xi] [Cout, t] = U[xi] [Cout, Cin] x V[xi] [Cin, t]
-        for (int64_t xi = 0; xi < nn; ++xi)
-          gemm_rm(false, a.Cout, t, a.Cin, pu + xi * a.Cout * a.Cin,
-                  pv + xi * pl.xi_stride(a.Cin, nb), T(0), pm + xi * pl.xi_stride(a.Cout, nb));
-        output_transform(a, pl, pm, bias, n0, nb, out);
-      }
-    }
+  pl.for_each_chunk(a, [&](int64_t p, int64_t n0, int64_t nb) {
+    T* pv = data_of<T>(V[size_t(p)]);
+    T* pm = data_of<T>(M[size_t(p)]);
+    input_transform(a, pl, x, n0, nb, pv);
+    // M[xi] [Cout, t] = U[xi] [Cout, Cin] x V[xi] [Cin, t]
+    for (int64_t xi = 0; xi < nn; ++xi)
+      gemm_rm(false, a.Cout, nb * pl.per_image, a.Cin, pu + xi * a.Cout * a.Cin,
+              pv + xi * pl.xi_stride(a.Cin, nb), T(0), pm + xi * pl.xi_stride(a.Cout, nb));
+    output_transform(a, pl, pm, bias, n0, nb, out);
   });
 }
 
@@ -356,21 +363,16 @@ void weight_grad(const Conv2dArgs& a, const T* x, const T* dout, T* dw) {
     dM[size_t(p)] = Tensor::empty({pl.buffer_size(a.Cout)}, dtype_of<T>());
     dU[size_t(p)] = Tensor::zeros({nU}, dtype_of<T>());
   }
-  parallel_for_gemm(pl.parts, 1, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      T* pv = data_of<T>(V[size_t(p)]);
-      T* pm = data_of<T>(dM[size_t(p)]);
-      T* pu = data_of<T>(dU[size_t(p)]);
-      for (int64_t n0 = pl.first(a, p); n0 < pl.first(a, p + 1); n0 += pl.chunk) {
-        const int64_t nb = std::min(pl.chunk, pl.first(a, p + 1) - n0), t = nb * pl.per_image;
-        input_transform(a, pl, x, n0, nb, pv);
-        output_transform_adjoint(a, pl, dout, n0, nb, pm);
-        // dU[xi] [Cout, Cin] += dM[xi] [Cout, t] x V[xi]^T
-        for (int64_t xi = 0; xi < nn; ++xi)
-          gemm_rm(true, a.Cout, a.Cin, t, pm + xi * pl.xi_stride(a.Cout, nb),
-                  pv + xi * pl.xi_stride(a.Cin, nb), T(1), pu + xi * a.Cout * a.Cin);
-      }
-    }
+  pl.for_each_chunk(a, [&](int64_t p, int64_t n0, int64_t nb) {
+    T* pv = data_of<T>(V[size_t(p)]);
+    T* pm = data_of<T>(dM[size_t(p)]);
+    input_transform(a, pl, x, n0, nb, pv);
+    output_transform_adjoint(a, pl, dout, n0, nb, pm);
+    // dU[xi] [Cout, Cin] += dM[xi] [Cout, t] x V[xi]^T
+    T* pu = data_of<T>(dU[size_t(p)]);
+    for (int64_t xi = 0; xi < nn; ++xi)
+      gemm_rm(true, a.Cout, a.Cin, nb * pl.per_image, pm + xi * pl.xi_stride(a.Cout, nb),
+              pv + xi * pl.xi_stride(a.Cin, nb), T(1), pu + xi * a.Cout * a.Cin);
   });
   // Partials summed in group order: deterministic for a given thread count.
   T* total = data_of<T>(dU[0]);
@@ -397,9 +399,6 @@ int winograd_tile(const Conv2dArgs& a) {
 
 void set_winograd_mode(int tile) {
   g_mode.store(tile == 0 || tile == 2 ? tile : 4);
-}
-int winograd_mode() {
-  return g_mode.load();
 }
 
 template <class T>
