@@ -54,6 +54,8 @@ void im2col(const Conv2dArgs& a, const T* x, int64_t n0, int64_t B, T* col) {
           const T* src = plane + ih * a.W - a.pad + j;
           if (a.stride == 1)
             std::memcpy(d + ow0, src + ow0, size_t(ow1 - ow0) * sizeof(T));
+          else if (a.stride == 2)  // a constant stride, so that the compiler vectorizes it
+            for (int64_t ow = ow0; ow < ow1; ++ow) d[ow] = src[2 * ow];
           else
             for (int64_t ow = ow0; ow < ow1; ++ow) d[ow] = src[ow * a.stride];
           std::fill(d + ow1, d + a.Wo, T(0));
@@ -64,27 +66,47 @@ void im2col(const Conv2dArgs& a, const T* x, int64_t n0, int64_t B, T* col) {
 }
 
 // dx[n0 + b, c, ih, iw] += col[(c, i, j), (b, oh, ow)]: the adjoint of im2col. Each task owns
-// one input channel, so no two tasks write the same element.
+// one input channel, so no two tasks write the same element. The kw rows of one kernel row i
+// land on the same input row: column ow of row j lands on iw = stride ow - pad + j, whose phase
+// iw mod stride depends only on j. So each j is added, contiguously, into its phase's sums, and
+// the phases are then interleaved into the input row once.
 template <class T>
 void col2im(const Conv2dArgs& a, const T* col, int64_t n0, int64_t B, T* dx) {
-  const int64_t HoWo = a.Ho * a.Wo, ld = B * HoWo;
+  const int64_t HoWo = a.Ho * a.Wo, ld = B * HoWo, s = a.stride;
+  const int64_t plen = (a.W + s - 1) / s;  // input columns per phase
   parallel_for(a.Cin, 1, [&](int64_t c0, int64_t c1) {
+    std::vector<T> phase(size_t(s * plen));
     for (int64_t c = c0; c < c1; ++c)
       for (int64_t i = 0; i < a.kh; ++i)
-        for (int64_t j = 0; j < a.kw; ++j) {
-          const int64_t r = (c * a.kh + i) * a.kw + j;
-          const int64_t ow0 = std::clamp<int64_t>((a.pad - j + a.stride - 1) / a.stride, 0, a.Wo);
-          const int64_t ow1 =
-              std::clamp<int64_t>((a.W + a.pad - j + a.stride - 1) / a.stride, ow0, a.Wo);
-          for (int64_t b = 0; b < B; ++b) {
-            T* plane = dx + ((n0 + b) * a.Cin + c) * a.H * a.W;
-            const T* src = col + r * ld + b * HoWo;
-            for (int64_t oh = 0; oh < a.Ho; ++oh) {
-              const int64_t ih = oh * a.stride - a.pad + i;
-              if (ih < 0 || ih >= a.H) continue;
-              T* d = plane + ih * a.W - a.pad + j;
-              const T* s = src + oh * a.Wo;
-              for (int64_t ow = ow0; ow < ow1; ++ow) d[ow * a.stride] += s[ow];
+        for (int64_t b = 0; b < B; ++b) {
+          T* plane = dx + ((n0 + b) * a.Cin + c) * a.H * a.W;
+          for (int64_t oh = 0; oh < a.Ho; ++oh) {
+            const int64_t ih = oh * s - a.pad + i;
+            if (ih < 0 || ih >= a.H) continue;
+            std::fill(phase.begin(), phase.end(), T(0));
+            for (int64_t j = 0; j < a.kw; ++j) {
+              const T* src = col + ((c * a.kh + i) * a.kw + j) * ld + b * HoWo + oh * a.Wo;
+              // Output columns whose input column is inside the image: ow in [ow0, ow1).
+              const int64_t ow0 = std::clamp<int64_t>((a.pad - j + s - 1) / s, 0, a.Wo);
+              const int64_t ow1 = std::clamp<int64_t>((a.W + a.pad - j + s - 1) / s, ow0, a.Wo);
+              // iw = s (ow + o) + p with 0 <= p < s.
+              const int64_t e = j - a.pad, p = ((e % s) + s) % s, o = (e - p) / s;
+              T* q = phase.data() + p * plen + (ow0 + o);
+              for (int64_t k = 0; k < ow1 - ow0; ++k) q[k] += src[ow0 + k];
+            }
+            T* d = plane + ih * a.W;
+            if (s == 1) {
+              for (int64_t k = 0; k < a.W; ++k) d[k] += phase[size_t(k)];
+            } else if (s == 2) {  // a constant stride, so that the compiler vectorizes it
+              const T* even = phase.data();
+              const T* odd = phase.data() + plen;
+              for (int64_t k = 0; k < a.W / 2; ++k) {
+                d[2 * k] += even[k];
+                d[2 * k + 1] += odd[k];
+              }
+              if (a.W % 2) d[a.W - 1] += even[a.W / 2];
+            } else {
+              for (int64_t iw = 0; iw < a.W; ++iw) d[iw] += phase[size_t((iw % s) * plen + iw / s)];
             }
           }
         }

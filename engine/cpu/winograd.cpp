@@ -135,7 +135,7 @@ struct F4 {
 
 // Applies a 1-D map f (k values -> r values) along both axes of a k x k block: first to each
 // column (rows -> r), then to each row of the result. Element (i, j) of the block is
-// src[i * rs + j * cs].
+// src[i * rs + j * cs]. Used on the weights, a few thousand 3x3 kernels per layer.
 template <int k, int r, class T, class Fn>
 void apply_2d(const T* src, int64_t rs, int64_t cs, T (&dst)[r][r], Fn f) {
   T col_in[k], col_out[r], mid[r][k];
@@ -145,6 +145,57 @@ void apply_2d(const T* src, int64_t rs, int64_t cs, T (&dst)[r][r], Fn f) {
     for (int i = 0; i < r; ++i) mid[i][j] = col_out[i];
   }
   for (int i = 0; i < r; ++i) f(mid[i], dst[i]);
+}
+
+// The activations' transforms run as two passes of a 1-D map over one row of tiles at a time,
+// each a loop the compiler vectorizes (the loops read and write distinct buffers, which the
+// pragma tells it):
+//   map_columns:    down the columns of k rows -> r rows (contiguous in the column);
+//   map_windows:    along one row, a window of k values at each multiple of `step` -> r streams
+//                   with one value per window;
+//   map_to_windows: the reverse, k streams -> r values side by side per entry.
+#if defined(__GNUC__) && !defined(__clang__)
+#define SS_NO_ALIAS _Pragma("GCC ivdep")
+#elif defined(__clang__)
+#define SS_NO_ALIAS _Pragma("clang loop vectorize(assume_safety)")
+#else
+#define SS_NO_ALIAS
+#endif
+
+// dst[q][c] = f(src[0][c], ..., src[k - 1][c])[q] for c in [0, count).
+template <int k, int r, class T, class Fn>
+void map_columns(const T* const* src, T* const* dst, int64_t count, Fn f) {
+  SS_NO_ALIAS
+  for (int64_t c = 0; c < count; ++c) {
+    T in[k], out[r];
+    for (int q = 0; q < k; ++q) in[q] = src[q][c];
+    f(in, out);
+    for (int q = 0; q < r; ++q) dst[q][c] = out[q];
+  }
+}
+
+// dst[q * dst_stride + t] = f(src[step t], ..., src[step t + k - 1])[q] for t in [0, count).
+template <int k, int r, int step, class T, class Fn>
+void map_windows(const T* src, T* dst, int64_t dst_stride, int64_t count, Fn f) {
+  SS_NO_ALIAS
+  for (int64_t t = 0; t < count; ++t) {
+    T in[k], out[r];
+    for (int q = 0; q < k; ++q) in[q] = src[step * t + q];
+    f(in, out);
+    for (int q = 0; q < r; ++q) dst[q * dst_stride + t] = out[q];
+  }
+}
+
+// dst[r t + q] = f(src[t], src[src_stride + t], ..., src[(k - 1) src_stride + t])[q].
+template <int k, int r, class T, class Fn>
+void map_to_windows(const T* src, int64_t src_stride, T* dst, int64_t count, Fn f) {
+  SS_NO_ALIAS
+  for (int64_t t = 0; t < count; ++t) {
+    T in[k], out[r];
+    for (int q = 0; q < k; ++q) in[q] = src[q * src_stride + t];
+    f(in, out);
+    for (int q = 0; q < r; ++q) dst[r * t + q] = out[q];
+  }
 }
 
 void gemm_rm(bool tb, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float beta,
@@ -189,98 +240,97 @@ struct Plan {
   }
 };
 
-// One row of tiles held in a row buffer (k rows of `width` values, tile tx starting at column
-// m tx): f applied in 2-D to each tile, the n x n result stored at o[(i n + j) xi_stride + tx].
-template <class W, int k, class T, class Fn>
-void transform_tile_row(const T* buf, int64_t width, int64_t tw, T* o, int64_t xi_stride, Fn f) {
-  constexpr int m = W::m, n = W::n;
-  for (int64_t tx = 0; tx < tw; ++tx) {
-    T v[n][n];
-    apply_2d<k, n>(buf + m * tx, width, 1, v, f);
-    for (int i = 0; i < n; ++i)
-      for (int j = 0; j < n; ++j) o[(i * n + j) * xi_stride + tx] = v[i][j];
-  }
-}
-
 // V[xi][c][t] = (B^T d B)[xi] for the n x n patch d of tile t = (b, ty, tx) of images
-// [n0, n0 + nb), zero outside the image. One row of tiles at a time: its n input rows are
-// copied into zero-padded buffers, so the loop over tiles has no bounds checks.
+// [n0, n0 + nb), zero outside the image. Per row of tiles: B^T down the columns of its n input
+// rows (rows outside the image read as zeros) into n full-width rows, then B along each of them.
 template <class W, class T>
 void input_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* x, int64_t n0, int64_t nb,
                      T* V) {
   constexpr int m = W::m, n = W::n;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cin, nb);
   const int64_t width = m * pl.tw + 2;  // input columns under one row of tiles
-  std::vector<T> buf(size_t(n * width));
+  const int64_t cols = std::min<int64_t>(a.W, width - a.pad);  // those inside the image
+  // Columns left of the image and right of it stay zero: only [pad, pad + cols) is written.
+  std::vector<T> mid(size_t(n * width), T(0)), zeros(size_t(a.W), T(0));
+  const T* src[n];
+  T* dst[n];
+  for (int i = 0; i < n; ++i) dst[i] = mid.data() + i * width + a.pad;
   for (int64_t c = 0; c < a.Cin; ++c)
     for (int64_t b = 0; b < nb; ++b) {
       const T* plane = x + ((n0 + b) * a.Cin + c) * a.H * a.W;
-      T* dst = V + c * ld + b * pl.per_image;
+      T* out = V + c * ld + b * pl.per_image;
       for (int64_t ty = 0; ty < pl.th; ++ty) {
-        std::fill(buf.begin(), buf.end(), T(0));
         for (int r = 0; r < n; ++r) {
           const int64_t ih = m * ty - a.pad + r;
-          if (ih < 0 || ih >= a.H) continue;
-          // Column iw lands at iw + pad; columns past the buffer are never read.
-          const int64_t cols = std::min<int64_t>(a.W, width - a.pad);
-          std::copy(plane + ih * a.W, plane + ih * a.W + cols, buf.data() + r * width + a.pad);
+          src[r] = ih < 0 || ih >= a.H ? zeros.data() : plane + ih * a.W;
         }
-        transform_tile_row<W, n>(buf.data(), width, pl.tw, dst + ty * pl.tw, xi_stride,
-                                 [](const T* s, T* d) { W::in(s, d); });
+        map_columns<n, n>(src, dst, cols, [](const T* s, T* d) { W::in(s, d); });
+        for (int i = 0; i < n; ++i)
+          map_windows<n, n, m>(mid.data() + i * width, out + i * n * xi_stride + ty * pl.tw,
+                               xi_stride, pl.tw, [](const T* s, T* d) { W::in(s, d); });
       }
     }
 }
 
-// out tiles of images [n0, n0 + nb) = A^T M A (+ bias), cut at the output's edge. One row of
-// tiles at a time into m full-width row buffers, then copied to the output.
+// out tiles of images [n0, n0 + nb) = A^T M A (+ bias), cut at the output's edge. Per row of
+// tiles: A^T along the rows of each of its n x n products into n full-width rows, then A^T down
+// the columns into the m output rows (those past the edge into a scratch row).
 template <class W, class T>
 void output_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* M, const T* bias, int64_t n0,
                       int64_t nb, T* out) {
   constexpr int m = W::m, n = W::n;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cout, nb);
   const int64_t width = m * pl.tw;
-  std::vector<T> buf(size_t(m * width));
+  std::vector<T> mid(size_t(n * width)), spill(static_cast<size_t>(width));
+  const T* src[n];
+  T* dst[m];
+  for (int i = 0; i < n; ++i) src[i] = mid.data() + i * width;
   for (int64_t co = 0; co < a.Cout; ++co) {
     const T bv = bias ? bias[co] : T(0);
     for (int64_t b = 0; b < nb; ++b) {
-      const T* src = M + co * ld + b * pl.per_image;
+      const T* prod = M + co * ld + b * pl.per_image;
       T* plane = out + ((n0 + b) * a.Cout + co) * a.Ho * a.Wo;
       for (int64_t ty = 0; ty < pl.th; ++ty) {
-        const T* mt = src + ty * pl.tw;
-        for (int64_t tx = 0; tx < pl.tw; ++tx) {
-          T y[m][m];
-          apply_2d<n, m>(mt + tx, xi_stride * n, xi_stride, y,
-                         [](const T* s, T* d) { W::out(s, d); });
-          for (int k = 0; k < m; ++k)
-            for (int l = 0; l < m; ++l) buf[size_t(k * width + m * tx + l)] = y[k][l] + bv;
-        }
-        for (int k = 0; k < m && m * ty + k < a.Ho; ++k)
-          std::copy(buf.data() + k * width, buf.data() + k * width + a.Wo,
-                    plane + (m * ty + k) * a.Wo);
+        for (int i = 0; i < n; ++i)
+          map_to_windows<n, m>(prod + i * n * xi_stride + ty * pl.tw, xi_stride,
+                               mid.data() + i * width, pl.tw,
+                               [](const T* s, T* d) { W::out(s, d); });
+        for (int k = 0; k < m; ++k)
+          dst[k] = m * ty + k < a.Ho ? plane + (m * ty + k) * a.Wo : spill.data();
+        map_columns<n, m>(src, dst, a.Wo, [bv](const T* s, T* d) {
+          W::out(s, d);
+          for (int k = 0; k < m; ++k) d[k] += bv;
+        });
       }
     }
   }
 }
 
-// dM[xi][co][t] = (A dY A^T)[xi]: the adjoint of output_transform (dY zero past the edge).
+// dM[xi][co][t] = (A dY A^T)[xi]: the adjoint of output_transform (dY zero past the edge). Per
+// row of tiles: A down the columns of its m output rows into n full-width rows, then A along
+// each of them.
 template <class W, class T>
 void output_transform_adjoint(const Conv2dArgs& a, const Plan<W>& pl, const T* dout, int64_t n0,
                               int64_t nb, T* dM) {
-  constexpr int m = W::m;
+  constexpr int m = W::m, n = W::n;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cout, nb);
   const int64_t width = m * pl.tw;
-  std::vector<T> buf(size_t(m * width));
+  // Columns past the output's edge stay zero: only [0, Wo) is written.
+  std::vector<T> mid(size_t(n * width), T(0)), zeros(size_t(a.Wo), T(0));
+  const T* src[m];
+  T* dst[n];
+  for (int i = 0; i < n; ++i) dst[i] = mid.data() + i * width;
   for (int64_t co = 0; co < a.Cout; ++co)
     for (int64_t b = 0; b < nb; ++b) {
       const T* plane = dout + ((n0 + b) * a.Cout + co) * a.Ho * a.Wo;
-      T* dst = dM + co * ld + b * pl.per_image;
+      T* out = dM + co * ld + b * pl.per_image;
       for (int64_t ty = 0; ty < pl.th; ++ty) {
-        std::fill(buf.begin(), buf.end(), T(0));
-        for (int k = 0; k < m && m * ty + k < a.Ho; ++k)
-          std::copy(plane + (m * ty + k) * a.Wo, plane + (m * ty + k + 1) * a.Wo,
-                    buf.data() + k * width);
-        transform_tile_row<W, m>(buf.data(), width, pl.tw, dst + ty * pl.tw, xi_stride,
-                                 [](const T* s, T* d) { W::out_adjoint(s, d); });
+        for (int k = 0; k < m; ++k)
+          src[k] = m * ty + k < a.Ho ? plane + (m * ty + k) * a.Wo : zeros.data();
+        map_columns<m, n>(src, dst, a.Wo, [](const T* s, T* d) { W::out_adjoint(s, d); });
+        for (int i = 0; i < n; ++i)
+          map_windows<m, n, m>(mid.data() + i * width, out + i * n * xi_stride + ty * pl.tw,
+                               xi_stride, pl.tw, [](const T* s, T* d) { W::out_adjoint(s, d); });
       }
     }
 }
