@@ -47,15 +47,24 @@ int main(int argc, char** argv) {
   bool gemm = true;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
-    if (!std::strcmp(argv[i], "--no-gemm")) gemm = false;
-    else if (!std::strcmp(argv[i], "--threads") && has_value) threads = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--reps") && has_value) reps = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--n") && has_value) N = std::atoll(argv[++i]);
-    else if (!std::strcmp(argv[i], "--cin") && has_value) Cin = std::atoll(argv[++i]);
-    else if (!std::strcmp(argv[i], "--cout") && has_value) Cout = std::atoll(argv[++i]);
-    else if (!std::strcmp(argv[i], "--hw") && has_value) HW = std::atoll(argv[++i]);
-    else if (!std::strcmp(argv[i], "--k") && has_value) K = std::atoll(argv[++i]);
-    else if (!std::strcmp(argv[i], "--stride") && has_value) S = std::atoll(argv[++i]);
+    if (!std::strcmp(argv[i], "--no-gemm"))
+      gemm = false;
+    else if (!std::strcmp(argv[i], "--threads") && has_value)
+      threads = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--reps") && has_value)
+      reps = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--n") && has_value)
+      N = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--cin") && has_value)
+      Cin = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--cout") && has_value)
+      Cout = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--hw") && has_value)
+      HW = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--k") && has_value)
+      K = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--stride") && has_value)
+      S = std::atoll(argv[++i]);
     else {
       std::fprintf(stderr, "bench_conv: unknown or incomplete option '%s'\n", argv[i]);
       return 2;
@@ -87,8 +96,8 @@ int main(int argc, char** argv) {
     const int n = 4096;
     std::vector<float> A(size_t(n) * n, 1.f), B(size_t(n) * n, 0.5f), Cm(size_t(n) * n);
     const double t_gemm = median_seconds(reps, [&] {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, A.data(), n,
-                  B.data(), n, 0.f, Cm.data(), n);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, A.data(), n, B.data(), n,
+                  0.f, Cm.data(), n);
     });
     gemm_gf = 2.0 * n * n * double(n) / t_gemm / 1e9;
     std::printf("sgemm %dx%dx%d  %8.2f ms  %7.1f GFLOP/s\n", n, n, n, t_gemm * 1e3, gemm_gf);

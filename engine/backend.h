@@ -74,18 +74,22 @@ class Backend {
   virtual void avg_pool2d_forward(const Pool2dArgs& a, const Tensor& x, Tensor& out) = 0;
   virtual void avg_pool2d_backward(const Pool2dArgs& a, const Tensor& dout, Tensor& dinp) = 0;
 
-  // Batch norm over x viewed as [N, C, S] (S = H*W, or 1 for [N, C]).
-  // Training: writes the batch mean and inverse std (1 / sqrt(var + eps)) into save_*.
+  // Batch norm over x viewed as [N, C, S] (S = H*W, or 1 for [N, C]):
+  //   out = y = weight * (x - mean) * invstd + bias, then + residual where defined (same shape
+  //   as x), then max(., 0) where relu: a ResNet's BN, residual add and ReLU in one pass.
   virtual void batch_norm_forward(const Tensor& x, int64_t N, int64_t C, int64_t S,
                                   const Tensor& weight, const Tensor& bias, const Tensor& mean,
-                                  const Tensor& invstd, Tensor& out) = 0;
+                                  const Tensor& invstd, const Tensor& residual, bool relu,
+                                  Tensor& out) = 0;
   virtual void batch_norm_stats(const Tensor& x, int64_t N, int64_t C, int64_t S, double eps,
                                 Tensor& mean, Tensor& var_biased, Tensor& invstd) = 0;
-  // Training-mode backward through batch statistics (train = true) or fixed ones.
-  virtual void batch_norm_backward(const Tensor& x, const Tensor& dout, int64_t N, int64_t C,
-                                   int64_t S, const Tensor& weight, const Tensor& mean,
-                                   const Tensor& invstd, bool train, Tensor* dinp, Tensor* dweight,
-                                   Tensor* dbias) = 0;
+  // Training-mode backward through batch statistics (train = true) or fixed ones. Where
+  // relu_out is defined (the forward's output with relu fused on), dout is taken as 0 wherever
+  // relu_out <= 0: the ReLU's backward, fused.
+  virtual void batch_norm_backward(const Tensor& x, const Tensor& dout, const Tensor& relu_out,
+                                   int64_t N, int64_t C, int64_t S, const Tensor& weight,
+                                   const Tensor& mean, const Tensor& invstd, bool train,
+                                   Tensor* dinp, Tensor* dweight, Tensor* dbias) = 0;
 
   // Cross-entropy: loss = mean_n (logsumexp(x_n) - x_n[y_n]); labels are already checked.
   virtual void cross_entropy_forward(const Tensor& logits, const std::vector<int64_t>& labels,

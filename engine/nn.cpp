@@ -328,6 +328,14 @@ Tensor BatchNorm::forward(const Tensor& x) {
   return out;
 }
 
+Tensor BatchNorm::forward_add_relu(const Tensor& x, const Tensor& residual) {
+  Tensor out = batch_norm_add_relu(x, weight, bias, running_mean, running_var, residual,
+                                   is_training(), options.momentum, options.eps);
+  if (is_training() && options.track_num_batches)
+    num_batches_tracked.fill_(num_batches_tracked.item() + 1);
+  return out;
+}
+
 // ---- stateless layers ----------------------------------------------------------------------
 
 Tensor ReLU::forward(const Tensor& x) {

@@ -168,6 +168,8 @@ class BatchNorm : public Module {
   explicit BatchNorm(int64_t channels, BatchNormOptions options = {});
   std::string type_name() const override { return "BatchNorm"; }
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x) + residual) (residual may be undefined) as one op: batch_norm_add_relu.
+  Tensor forward_add_relu(const Tensor& x, const Tensor& residual = Tensor());
 
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   int64_t channels;

@@ -84,6 +84,13 @@ Tensor global_avg_pool(const Tensor& x);  // [N, C, H, W] -> [N, C]
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                   Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 
+// relu(batch_norm(x) + residual), or relu(batch_norm(x)) with residual undefined: the same
+// values and gradients as the three ops, in fewer passes over memory and without keeping the
+// normalised values for the ReLU's backward (a ResNet block's tail).
+Tensor batch_norm_add_relu(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                           Tensor& running_mean, Tensor& running_var, const Tensor& residual,
+                           bool training, double momentum = 0.1, double eps = 1e-5);
+
 // ---- reductions ----------------------------------------------------------------------------
 Tensor sum(const Tensor& x);  // all elements -> shape []
 Tensor sum(const Tensor& x, int64_t dim, bool keepdim = false);

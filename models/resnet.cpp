@@ -47,10 +47,10 @@ BasicBlock::BasicBlock(Generator& gen, int64_t in_channels_, int64_t out_channel
 // x [N, Cin, H, W] -> out [N, Cout, H', W']. The backward of the add sends dout to both
 // branches; the tape sums them at x (a fan-out, case B31).
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor h = relu(bn1->forward(conv1->forward(x)));
-  h = bn2->forward(conv2->forward(h));
+  // relu(bn(.)) and relu(bn(.) + skip) each run as one fused op (batch_norm_add_relu).
+  Tensor h = conv2->forward(bn1->forward_add_relu(conv1->forward(x)));
   const Tensor skip = shortcut ? shortcut->forward(x) : x;
-  return relu(add(h, skip));
+  return bn2->forward_add_relu(h, skip);
 }
 
 Shape BasicBlock::output_shape(const Shape& in) const {
@@ -109,7 +109,7 @@ void ResNet::check_input(const Shape& s) const {
 // x [N, C, H, W] -> stem [N, widths[0], H, W] -> stages -> pool [N, widths.back()]
 Tensor ResNet::forward(const Tensor& x) {
   check_input(x.shape());
-  Tensor h = relu(bn1->forward(conv1->forward(x)));
+  Tensor h = bn1->forward_add_relu(conv1->forward(x));
   for (auto& stage : layers) h = stage->forward(h);
   return global_avg_pool(h);
 }

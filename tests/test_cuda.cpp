@@ -325,6 +325,25 @@ TEST_CASE("cuda: batch norm, training and evaluation, running statistics") {
   }
 }
 
+TEST_CASE("cuda: batch norm fused with the residual add and ReLU") {
+  DEVICE_OR_SKIP(dev);
+  const Tol tol{1e-4, 1e-3};
+  Tensor x = uniform({4, 3, 5, 6}, 55, -2, 3), w = uniform({3}, 56, 0.5, 1.5);
+  Tensor b = uniform({3}, 57), r = uniform({4, 3, 5, 6}, 58, -1, 1);
+  for (int training = 0; training < 2; ++training) {
+    const std::string tag = std::string("batch_norm_add_relu") + (training ? " train" : " eval");
+    auto fused = [training](const std::vector<Tensor>& v, const Tensor& residual) {
+      Tensor rm = Tensor::zeros({3}, DType::f32, v[0].device());
+      Tensor rv = Tensor::ones({3}, DType::f32, v[0].device());
+      return batch_norm_add_relu(v[0], v[1], v[2], rm, rv, residual, training != 0);
+    };
+    compare_op(
+        tag + " residual", dev, [&](auto& v) { return fused(v, v[3]); }, {x, w, b, r}, tol);
+    compare_op(
+        tag, dev, [&](auto& v) { return fused(v, Tensor()); }, {x, w, b}, tol);
+  }
+}
+
 TEST_CASE("cuda: reductions") {
   DEVICE_OR_SKIP(dev);
   Tensor x = uniform({3, 4, 5}, 60);

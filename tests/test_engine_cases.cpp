@@ -235,9 +235,10 @@ TEST_CASE(
 }
 
 TEST_CASE("conv2d: Winograd F(2x2, 3x3), F(4x4, 3x3) and im2col agree on values and gradients") {
-  // The CPU paths for a 3x3 stride-1 conv, on odd sizes (partial edge tiles), every pad the
-  // Winograd path takes, 1 and 2 threads: float64 to rounding, float32 to a small multiple of
-  // the rounding at the output's scale (F(4x4) multiplies by up to 8 in its transforms).
+  // The CPU paths for a 3x3 stride-1 conv, on odd sizes (partial edge tiles), one tile per image
+  // (4x4, whose chunks take the whole group), every pad the Winograd path takes, 1 and 2 threads:
+  // float64 to rounding, float32 to a small multiple of the rounding at the output's scale (F(4x4)
+  // multiplies by up to 8 in its transforms).
   const int saved = cpu::num_threads();
   auto run = [](DType dt, int64_t H, int64_t W, int64_t pad, int mode) {
     cpu::set_winograd_mode(mode);
@@ -256,14 +257,15 @@ TEST_CASE("conv2d: Winograd F(2x2, 3x3), F(4x4, 3x3) and im2col agree on values 
   for (int threads : {1, 2})
     for (DType dt : {DType::f64, DType::f32})
       for (auto [H, W, pad] : {std::tuple{7, 9, 1}, std::tuple{8, 8, 1}, std::tuple{5, 6, 0},
-                               std::tuple{4, 5, 2}, std::tuple{13, 11, 1}, std::tuple{9, 10, 2}}) {
+                               std::tuple{4, 5, 2}, std::tuple{13, 11, 1}, std::tuple{9, 10, 2},
+                               std::tuple{4, 4, 1}, std::tuple{3, 5, 1}}) {
         cpu::set_num_threads(threads);
         CAPTURE(threads);
         CAPTURE(H);
         CAPTURE(W);
         CAPTURE(pad);
         const Conv2dArgs args{3, 16, H, W, 24, 3, 3, 1, pad, H + 2 * pad - 2, W + 2 * pad - 2};
-        CHECK(cpu::winograd_tile(args) == (args.Ho >= 6 && args.Wo >= 6 ? 4 : 2));
+        CHECK(cpu::winograd_tile(args) == (args.Ho >= 4 && args.Wo >= 4 ? 4 : 2));
         const auto ref = run(dt, H, W, pad, 0);
         for (int mode : {2, 4}) {
           CAPTURE(mode);
@@ -283,6 +285,51 @@ TEST_CASE("conv2d: Winograd F(2x2, 3x3), F(4x4, 3x3) and im2col agree on values 
         }
       }
   cpu::set_num_threads(saved);
+}
+
+TEST_CASE("batch_norm_add_relu equals batch_norm, add and relu, values and gradients") {
+  // The fused op against the three separate ops on the same inputs, float64 and float32, with
+  // and without the residual; running statistics updated alike.
+  for (DType dt : {DType::f64, DType::f32})
+    for (bool residual : {false, true}) {
+      CAPTURE(residual);
+      CAPTURE(dt == DType::f64);
+      auto run = [&](bool fused) {
+        Generator g(21);
+        Tensor x = Tensor::normal({4, 5, 3, 3}, 0.3, 1, g, dt).set_requires_grad(true);
+        Tensor w = Tensor::normal({5}, 1, 0.2, g, dt).set_requires_grad(true);
+        Tensor b = Tensor::normal({5}, 0, 0.5, g, dt).set_requires_grad(true);
+        Tensor r = Tensor::normal({4, 5, 3, 3}, 0, 1, g, dt).set_requires_grad(true);
+        Tensor rm = Tensor::zeros({5}, dt), rv = Tensor::ones({5}, dt);
+        Tensor y = fused ? batch_norm_add_relu(x, w, b, rm, rv, residual ? r : Tensor(), true)
+                         : relu(residual ? add(batch_norm(x, w, b, rm, rv, true), r)
+                                         : batch_norm(x, w, b, rm, rv, true));
+        Tensor dy = Tensor::normal(y.shape(), 0, 1, g, dt);
+        sum(mul(y, dy)).backward();
+        std::vector<std::vector<double>> out;
+        for (const Tensor& t : {y, x.grad(), w.grad(), b.grad(), rm, rv})
+          out.push_back(t.to_vector());
+        out.push_back(residual ? r.grad().to_vector() : std::vector<double>{});
+        return out;
+      };
+      const auto fused = run(true), plain = run(false);
+      const double tol = dt == DType::f64 ? 1e-12 : 1e-5;
+      for (size_t k = 0; k < fused.size(); ++k) {
+        CAPTURE(k);
+        REQUIRE(fused[k].size() == plain[k].size());
+        for (size_t i = 0; i < fused[k].size(); ++i)
+          CHECK(std::abs(fused[k][i] - plain[k][i]) <= tol * std::max(1.0, std::abs(plain[k][i])));
+      }
+      // Some outputs are clipped, so the mask is exercised.
+      CHECK(std::count(fused[0].begin(), fused[0].end(), 0.0) > 0);
+    }
+  Tensor rm = Tensor::zeros({3}), rv = Tensor::ones({3});
+  check_throws_with(
+      [&] {
+        batch_norm_add_relu(Tensor::ones({2, 3, 2, 2}), Tensor(), Tensor(), rm, rv,
+                            Tensor::ones({2, 3, 2, 1}), true);
+      },
+      {"[batch_norm_add_relu]", "residual [2, 3, 2, 1]", "[2, 3, 2, 2]"});
 }
 
 TEST_CASE("B30: GEMM wrapper matches a double-precision loop") {

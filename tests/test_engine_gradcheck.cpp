@@ -94,15 +94,15 @@ TEST_CASE("gradcheck: conv2d over kernel sizes, strides, paddings, with and with
 
 TEST_CASE("gradcheck: conv2d 3x3 stride 1 through Winograd F(2x2, 3x3) and F(4x4, 3x3)") {
   // 16 channels on both sides: the CPU takes the Winograd path (engine/cpu/winograd.h) for the
-  // output, the input gradient (a flipped 3x3 conv) and the weight gradient; outputs of 6x6 and
+  // output, the input gradient (a flipped 3x3 conv) and the weight gradient; outputs of 4x4 and
   // more use 4x4 tiles. Odd sizes leave partial tiles at the edges; pads 0 to 2 cover the
   // transposed conv of the input gradient.
   struct Case {
     int64_t H, W, pad;
     bool bias;
   };
-  for (const Case& c :
-       {Case{5, 5, 1, true}, Case{4, 7, 0, false}, Case{3, 4, 2, true}, Case{7, 6, 1, false}}) {
+  for (const Case& c : {Case{5, 5, 1, true}, Case{4, 7, 0, false}, Case{3, 4, 2, true},
+                        Case{7, 6, 1, false}, Case{3, 5, 1, true}}) {
     CAPTURE(c.H);
     CAPTURE(c.W);
     CAPTURE(c.pad);
@@ -133,6 +133,28 @@ TEST_CASE("gradcheck: batch norm in training and evaluation, 2-D and 4-D") {
             return weighted_sum(batch_norm(in[0], in[1], in[2], rm, rv, training));
           },
           {x, w, b});
+    }
+}
+
+TEST_CASE("gradcheck: batch norm fused with the residual add and ReLU") {
+  // relu(bn(x) + r) and relu(bn(x)): the fused op's backward masks dout by the output's sign
+  // (no residual) or hands the masked dout to the residual (with one).
+  for (bool training : {true, false})
+    for (bool residual : {false, true}) {
+      CAPTURE(training);
+      CAPTURE(residual);
+      Tensor x = rand64({2, 3, 2, 3}, 16, -2, 2);
+      Tensor w = rand64({3}, 17, 0.5, 1.5), b = rand64({3}, 18, -0.5, 0.5);
+      Tensor r = rand64({2, 3, 2, 3}, 19, -1, 1);
+      std::vector<Tensor> in = {x, w, b};
+      if (residual) in.push_back(r);
+      check_gradients(
+          [=](const In& t) {
+            Tensor rm = Tensor::zeros({3}, DType::f64), rv = Tensor::full({3}, 1.5, DType::f64);
+            return weighted_sum(batch_norm_add_relu(t[0], t[1], t[2], rm, rv,
+                                                    t.size() > 3 ? t[3] : Tensor(), training));
+          },
+          in);
     }
 }
 

@@ -4,8 +4,12 @@
 // Backward with batch statistics (M = N * S values per channel):
 //   dbias_c = sum dout,  dweight_c = sum dout * xhat,
 //   dx = weight_c * invstd_c / M * (M * dout - dbias_c - xhat * dweight_c)
+// With a residual and a ReLU fused on (out = max(y + r, 0)), the forward writes out directly,
+// and the backward takes dout as 0 where out <= 0: the passes over memory that a separate add
+// and ReLU would make are saved.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/thread_pool.h"
@@ -60,11 +64,12 @@ void CpuBackend::batch_norm_stats(const Tensor& x, int64_t N, int64_t C, int64_t
 
 void CpuBackend::batch_norm_forward(const Tensor& x, int64_t N, int64_t C, int64_t S,
                                     const Tensor& weight, const Tensor& bias, const Tensor& mean,
-                                    const Tensor& invstd, Tensor& out) {
+                                    const Tensor& invstd, const Tensor& residual, bool relu,
+                                    Tensor& out) {
   dispatch_dtype(x.dtype(), [&](auto t) {
     using T = decltype(t);
     const T *px = ptr<T>(x), *pw = ptr<T>(weight), *pb = ptr<T>(bias);
-    const T *pm = ptr<T>(mean), *pi = ptr<T>(invstd);
+    const T *pm = ptr<T>(mean), *pi = ptr<T>(invstd), *pr = ptr<T>(residual);
     T* po = static_cast<T*>(out.raw_data());
     parallel_for(N * C, std::max<int64_t>(1, 4096 / S), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
@@ -74,51 +79,70 @@ void CpuBackend::batch_norm_forward(const Tensor& x, int64_t N, int64_t C, int64
         const T* p = px + r * S;
         T* o = po + r * S;
         for (int64_t k = 0; k < S; ++k) o[k] = p[k] * scale + shift;
+        if (pr)
+          for (int64_t k = 0; k < S; ++k) o[k] += pr[r * S + k];
+        if (relu)
+          for (int64_t k = 0; k < S; ++k) o[k] = o[k] > T(0) ? o[k] : T(0);
       }
     });
   });
 }
 
-void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& dout, int64_t N, int64_t C,
-                                     int64_t S, const Tensor& weight, const Tensor& mean,
-                                     const Tensor& invstd, bool train, Tensor* dinp,
-                                     Tensor* dweight, Tensor* dbias) {
+void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& dout, const Tensor& relu_out,
+                                     int64_t N, int64_t C, int64_t S, const Tensor& weight,
+                                     const Tensor& mean, const Tensor& invstd, bool train,
+                                     Tensor* dinp, Tensor* dweight, Tensor* dbias) {
   dispatch_dtype(x.dtype(), [&](auto t) {
     using T = decltype(t);
-    const T *px = ptr<T>(x), *pg = ptr<T>(dout), *pw = ptr<T>(weight);
+    const T *px = ptr<T>(x), *pg = ptr<T>(dout), *pw = ptr<T>(weight), *pro = ptr<T>(relu_out);
     const T *pm = ptr<T>(mean), *pi = ptr<T>(invstd);
     T* pd = dinp ? static_cast<T*>(dinp->raw_data()) : nullptr;
     T* pdw = dweight ? static_cast<T*>(dweight->raw_data()) : nullptr;
     T* pdb = dbias ? static_cast<T*>(dbias->raw_data()) : nullptr;
     const double M = double(N * S);
+    // The loops for one channel, with the ReLU's mask (masked = true) or without: dout is read
+    // as g(i), 0 where the fused ReLU's output is not positive.
+    auto channel = [&](int64_t c, auto masked) {
+      auto g = [&](const T* gp, const T* op, int64_t k) {
+        if constexpr (decltype(masked)::value)
+          return op[k] > T(0) ? gp[k] : T(0);
+        else
+          return gp[k];
+      };
+      const double m = pm[c], is = pi[c];
+      double sg = 0, sgx = 0;  // sum dout, sum dout * xhat
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t off = (n * C + c) * S;
+        const T *p = px + off, *gp = pg + off, *op = pro ? pro + off : nullptr;
+        T bg = 0, bgx = 0;
+        const T mt = T(m);
+#pragma omp simd reduction(+ : bg, bgx)
+        for (int64_t k = 0; k < S; ++k) {
+          const T gk = g(gp, op, k);
+          bg += gk;
+          bgx += gk * (p[k] - mt);
+        }
+        sg += bg;
+        sgx += double(bgx) * is;
+      }
+      if (pdb) pdb[c] = T(sg);
+      if (pdw) pdw[c] = T(sgx);
+      if (!pd) return;
+      const double w = pw ? pw[c] : 1.0;
+      const T a = T(w * is), b = T(train ? sg / M : 0.0), q = T(train ? sgx / M : 0.0);
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t off = (n * C + c) * S;
+        const T *p = px + off, *gp = pg + off, *op = pro ? pro + off : nullptr;
+        T* d = pd + off;
+        for (int64_t k = 0; k < S; ++k) d[k] = a * (g(gp, op, k) - b - (p[k] - T(m)) * T(is) * q);
+      }
+    };
     parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
-        const double m = pm[c], is = pi[c];
-        double sg = 0, sgx = 0;  // sum dout, sum dout * xhat
-        for (int64_t n = 0; n < N; ++n) {
-          const T* p = px + (n * C + c) * S;
-          const T* g = pg + (n * C + c) * S;
-          T bg = 0, bgx = 0;
-          const T mt = T(m);
-#pragma omp simd reduction(+ : bg, bgx)
-          for (int64_t k = 0; k < S; ++k) {
-            bg += g[k];
-            bgx += g[k] * (p[k] - mt);
-          }
-          sg += bg;
-          sgx += double(bgx) * is;
-        }
-        if (pdb) pdb[c] = T(sg);
-        if (pdw) pdw[c] = T(sgx);
-        if (!pd) continue;
-        const double w = pw ? pw[c] : 1.0;
-        const T a = T(w * is), b = T(train ? sg / M : 0.0), q = T(train ? sgx / M : 0.0);
-        for (int64_t n = 0; n < N; ++n) {
-          const T* p = px + (n * C + c) * S;
-          const T* g = pg + (n * C + c) * S;
-          T* d = pd + (n * C + c) * S;
-          for (int64_t k = 0; k < S; ++k) d[k] = a * (g[k] - b - (p[k] - T(m)) * T(is) * q);
-        }
+        if (pro)
+          channel(c, std::true_type{});
+        else
+          channel(c, std::false_type{});
       }
     });
   });

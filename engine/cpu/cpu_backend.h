@@ -44,12 +44,13 @@ class CpuBackend final : public Backend {
 
   void batch_norm_forward(const Tensor& x, int64_t N, int64_t C, int64_t S, const Tensor& weight,
                           const Tensor& bias, const Tensor& mean, const Tensor& invstd,
-                          Tensor& out) override;
+                          const Tensor& residual, bool relu, Tensor& out) override;
   void batch_norm_stats(const Tensor& x, int64_t N, int64_t C, int64_t S, double eps, Tensor& mean,
                         Tensor& var_biased, Tensor& invstd) override;
-  void batch_norm_backward(const Tensor& x, const Tensor& dout, int64_t N, int64_t C, int64_t S,
-                           const Tensor& weight, const Tensor& mean, const Tensor& invstd,
-                           bool train, Tensor* dinp, Tensor* dweight, Tensor* dbias) override;
+  void batch_norm_backward(const Tensor& x, const Tensor& dout, const Tensor& relu_out, int64_t N,
+                           int64_t C, int64_t S, const Tensor& weight, const Tensor& mean,
+                           const Tensor& invstd, bool train, Tensor* dinp, Tensor* dweight,
+                           Tensor* dbias) override;
 
   void cross_entropy_forward(const Tensor& logits, const std::vector<int64_t>& labels, Tensor& loss,
                              Tensor& logprob) override;

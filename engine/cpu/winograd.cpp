@@ -220,7 +220,10 @@ struct Plan {
     per_image = th * tw;
     parts = std::min<int64_t>(num_threads(), a.N);
     const int64_t per_image_values = nn * std::max(a.Cin, a.Cout) * per_image;
-    chunk = std::clamp<int64_t>(kBudget / per_image_values, 1, a.N);
+    // One tile per image (the deepest layers): the budget would leave GEMMs a few dozen columns
+    // wide against weight matrices of 256 x 256 and more, which then dominate the traffic; a
+    // whole group at once ran about 20% faster on the 256-channel 4x4 layer of bench_conv.
+    chunk = per_image == 1 ? a.N : std::clamp<int64_t>(kBudget / per_image_values, 1, a.N);
   }
   int64_t first(const Conv2dArgs& a, int64_t p) const { return a.N * p / parts; }
   // Distance between the nn matrices of a buffer with `rows` rows of nb * per_image tiles. The
@@ -240,21 +243,29 @@ struct Plan {
   }
 };
 
+// The transforms of one image plane go through n full-width rows per row of tiles ("mid", row
+// i of tile row ty at mid + i * mid_stride + ty * m * tw), so that the pass along the rows runs
+// over all tiles of the plane in one loop.
+
 // V[xi][c][t] = (B^T d B)[xi] for the n x n patch d of tile t = (b, ty, tx) of images
-// [n0, n0 + nb), zero outside the image. Per row of tiles: B^T down the columns of its n input
-// rows (rows outside the image read as zeros) into n full-width rows, then B along each of them.
+// [n0, n0 + nb), zero outside the image. Per tile row: B^T down the columns of its n input rows
+// (rows outside the image read as zeros); then B along the rows, over the whole plane at once.
+// A tile's window is n = m + 2 columns wide, so the last tile of a row reads 2 columns past its
+// row's m * tw, where mid holds the next row. Those two columns go down their own B^T into
+// "tail", and the last tile of each row is redone with them.
 template <class W, class T>
 void input_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* x, int64_t n0, int64_t nb,
                      T* V) {
-  constexpr int m = W::m, n = W::n;
+  constexpr int m = W::m, n = W::n, extra = n - m;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cin, nb);
-  const int64_t width = m * pl.tw + 2;  // input columns under one row of tiles
-  const int64_t cols = std::min<int64_t>(a.W, width - a.pad);  // those inside the image
-  // Columns left of the image and right of it stay zero: only [pad, pad + cols) is written.
-  std::vector<T> mid(size_t(n * width), T(0)), zeros(size_t(a.W), T(0));
+  const int64_t row = m * pl.tw, mid_stride = pl.th * row + extra;
+  // Input columns [0, cols) land on mid columns [pad, pad + cols) of a tile row; the columns
+  // left and right of them are padding and stay zero.
+  const int64_t cols = std::min<int64_t>(a.W, row - a.pad);
+  std::vector<T> mid(size_t(n * mid_stride), T(0)), tail(size_t(n * pl.th * extra));
+  const std::vector<T> zeros(size_t(a.W), T(0));
   const T* src[n];
   T* dst[n];
-  for (int i = 0; i < n; ++i) dst[i] = mid.data() + i * width + a.pad;
   for (int64_t c = 0; c < a.Cin; ++c)
     for (int64_t b = 0; b < nb; ++b) {
       const T* plane = x + ((n0 + b) * a.Cin + c) * a.H * a.W;
@@ -263,38 +274,54 @@ void input_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* x, int64_t
         for (int r = 0; r < n; ++r) {
           const int64_t ih = m * ty - a.pad + r;
           src[r] = ih < 0 || ih >= a.H ? zeros.data() : plane + ih * a.W;
+          dst[r] = mid.data() + r * mid_stride + ty * row + a.pad;
         }
         map_columns<n, n>(src, dst, cols, [](const T* s, T* d) { W::in(s, d); });
-        for (int i = 0; i < n; ++i)
-          map_windows<n, n, m>(mid.data() + i * width, out + i * n * xi_stride + ty * pl.tw,
-                               xi_stride, pl.tw, [](const T* s, T* d) { W::in(s, d); });
+        for (int q = 0; q < extra; ++q) {
+          const int64_t iw = row + q - a.pad;
+          T d[n], v[n];
+          for (int r = 0; r < n; ++r) d[r] = iw < a.W ? src[r][iw] : T(0);
+          W::in(d, v);
+          for (int i = 0; i < n; ++i) tail[size_t((i * pl.th + ty) * extra + q)] = v[i];
+        }
       }
+      for (int i = 0; i < n; ++i)
+        map_windows<n, n, m>(mid.data() + i * mid_stride, out + i * n * xi_stride, xi_stride,
+                             pl.per_image, [](const T* s, T* d) { W::in(s, d); });
+      for (int64_t ty = 0; ty < pl.th; ++ty)
+        for (int i = 0; i < n; ++i) {
+          T window[n], v[n];
+          const T* last = mid.data() + i * mid_stride + ty * row + row - m;
+          std::copy(last, last + m, window);
+          std::copy_n(tail.data() + (i * pl.th + ty) * extra, extra, window + m);
+          W::in(window, v);
+          for (int j = 0; j < n; ++j) out[(i * n + j) * xi_stride + ty * pl.tw + pl.tw - 1] = v[j];
+        }
     }
 }
 
-// out tiles of images [n0, n0 + nb) = A^T M A (+ bias), cut at the output's edge. Per row of
-// tiles: A^T along the rows of each of its n x n products into n full-width rows, then A^T down
-// the columns into the m output rows (those past the edge into a scratch row).
+// out tiles of images [n0, n0 + nb) = A^T M A (+ bias), cut at the output's edge. A^T along the
+// rows of each tile's n x n products, over the whole plane at once; then, per tile row, A^T down
+// the columns into its m output rows (those past the edge into a scratch row).
 template <class W, class T>
 void output_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* M, const T* bias, int64_t n0,
                       int64_t nb, T* out) {
   constexpr int m = W::m, n = W::n;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cout, nb);
-  const int64_t width = m * pl.tw;
-  std::vector<T> mid(size_t(n * width)), spill(static_cast<size_t>(width));
+  const int64_t row = m * pl.tw, mid_stride = pl.th * row;
+  std::vector<T> mid(size_t(n * mid_stride)), spill(static_cast<size_t>(row));
   const T* src[n];
   T* dst[m];
-  for (int i = 0; i < n; ++i) src[i] = mid.data() + i * width;
   for (int64_t co = 0; co < a.Cout; ++co) {
     const T bv = bias ? bias[co] : T(0);
     for (int64_t b = 0; b < nb; ++b) {
       const T* prod = M + co * ld + b * pl.per_image;
       T* plane = out + ((n0 + b) * a.Cout + co) * a.Ho * a.Wo;
+      for (int i = 0; i < n; ++i)
+        map_to_windows<n, m>(prod + i * n * xi_stride, xi_stride, mid.data() + i * mid_stride,
+                             pl.per_image, [](const T* s, T* d) { W::out(s, d); });
       for (int64_t ty = 0; ty < pl.th; ++ty) {
-        for (int i = 0; i < n; ++i)
-          map_to_windows<n, m>(prod + i * n * xi_stride + ty * pl.tw, xi_stride,
-                               mid.data() + i * width, pl.tw,
-                               [](const T* s, T* d) { W::out(s, d); });
+        for (int i = 0; i < n; ++i) src[i] = mid.data() + i * mid_stride + ty * row;
         for (int k = 0; k < m; ++k)
           dst[k] = m * ty + k < a.Ho ? plane + (m * ty + k) * a.Wo : spill.data();
         map_columns<n, m>(src, dst, a.Wo, [bv](const T* s, T* d) {
@@ -307,19 +334,19 @@ void output_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* M, const 
 }
 
 // dM[xi][co][t] = (A dY A^T)[xi]: the adjoint of output_transform (dY zero past the edge). Per
-// row of tiles: A down the columns of its m output rows into n full-width rows, then A along
-// each of them.
+// tile row, A down the columns of its m output rows; then A along the rows, over the whole plane
+// at once.
 template <class W, class T>
 void output_transform_adjoint(const Conv2dArgs& a, const Plan<W>& pl, const T* dout, int64_t n0,
                               int64_t nb, T* dM) {
   constexpr int m = W::m, n = W::n;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cout, nb);
-  const int64_t width = m * pl.tw;
-  // Columns past the output's edge stay zero: only [0, Wo) is written.
-  std::vector<T> mid(size_t(n * width), T(0)), zeros(size_t(a.Wo), T(0));
+  const int64_t row = m * pl.tw, mid_stride = pl.th * row;
+  // Columns past the output's edge stay zero: only [0, Wo) of each tile row is written.
+  std::vector<T> mid(size_t(n * mid_stride), T(0));
+  const std::vector<T> zeros(size_t(a.Wo), T(0));
   const T* src[m];
   T* dst[n];
-  for (int i = 0; i < n; ++i) dst[i] = mid.data() + i * width;
   for (int64_t co = 0; co < a.Cout; ++co)
     for (int64_t b = 0; b < nb; ++b) {
       const T* plane = dout + ((n0 + b) * a.Cout + co) * a.Ho * a.Wo;
@@ -327,11 +354,12 @@ void output_transform_adjoint(const Conv2dArgs& a, const Plan<W>& pl, const T* d
       for (int64_t ty = 0; ty < pl.th; ++ty) {
         for (int k = 0; k < m; ++k)
           src[k] = m * ty + k < a.Ho ? plane + (m * ty + k) * a.Wo : zeros.data();
+        for (int i = 0; i < n; ++i) dst[i] = mid.data() + i * mid_stride + ty * row;
         map_columns<m, n>(src, dst, a.Wo, [](const T* s, T* d) { W::out_adjoint(s, d); });
-        for (int i = 0; i < n; ++i)
-          map_windows<m, n, m>(mid.data() + i * width, out + i * n * xi_stride + ty * pl.tw,
-                               xi_stride, pl.tw, [](const T* s, T* d) { W::out_adjoint(s, d); });
       }
+      for (int i = 0; i < n; ++i)
+        map_windows<m, n, m>(mid.data() + i * mid_stride, out + i * n * xi_stride, xi_stride,
+                             pl.per_image, [](const T* s, T* d) { W::out_adjoint(s, d); });
     }
 }
 
@@ -442,9 +470,9 @@ bool winograd_applies(const Conv2dArgs& a) {
 
 int winograd_tile(const Conv2dArgs& a) {
   if (!winograd_applies(a)) return 0;
-  // 4x4 tiles where the output has room for them; on 2x2 to 4x4 outputs the larger tile
-  // transforms mostly padding.
-  return g_mode.load() == 4 && a.Ho >= 6 && a.Wo >= 6 ? 4 : 2;
+  // 4x4 tiles where the output has room for one: 36 multiplies per 16 outputs against 4 x 16
+  // for 2x2 tiles. On 2x2 and 3x3 outputs the larger tile would transform mostly padding.
+  return g_mode.load() == 4 && a.Ho >= 4 && a.Wo >= 4 ? 4 : 2;
 }
 
 void set_winograd_mode(int tile) {

@@ -23,7 +23,7 @@ namespace ss::cpu {
 // on both sides for the 16 GEMMs to run near the BLAS rate (the stem keeps im2col).
 bool winograd_applies(const Conv2dArgs& a);
 
-// The tile size a conv takes: 4 (F(4x4, 3x3)) on outputs of at least 6x6, else 2
+// The tile size a conv takes: 4 (F(4x4, 3x3)) on outputs of at least 4x4, else 2
 // (F(2x2, 3x3)); 0 where winograd_applies is false.
 int winograd_tile(const Conv2dArgs& a);
 

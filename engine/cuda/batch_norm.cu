@@ -5,6 +5,8 @@
 // Backward with batch statistics (M = N * S values per channel):
 //   dbias_c = sum dout,  dweight_c = sum dout * xhat,
 //   dx = weight_c * invstd_c / M * (M * dout - dbias_c - xhat * dweight_c)
+// With a residual and a ReLU fused on (out = max(y + r, 0)) the backward reads dout as 0 where
+// out <= 0, as the CPU does.
 #include <cmath>
 
 #include "engine/cuda/allocator.h"
@@ -40,26 +42,35 @@ __global__ void bn_stats_kernel(const float* x, int64_t N, int64_t C, int64_t S,
 
 __global__ void bn_forward_kernel(const float* x, int64_t n, int64_t C, int64_t S, const float* w,
                                   const float* b, const float* mean, const float* invstd,
-                                  float* out) {
+                                  const float* residual, bool relu, float* out) {
   SS_GRID_STRIDE(i, n) {
     const int64_t c = (i / S) % C;
     const float scale = invstd[c] * (w ? w[c] : 1.f);
     const float shift = (b ? b[c] : 0.f) - mean[c] * scale;
-    out[i] = x[i] * scale + shift;
+    float v = x[i] * scale + shift;
+    if (residual) v += residual[i];
+    out[i] = relu ? (v > 0.f ? v : 0.f) : v;
   }
 }
 
+// dout, or 0 where a fused ReLU's output (relu_out, may be null) is not positive.
+__device__ inline float masked_grad(const float* g, const float* relu_out, int64_t k) {
+  return relu_out && !(relu_out[k] > 0.f) ? 0.f : g[k];
+}
+
 // sums[c] = sum dout, sums[C + c] = sum dout * xhat; also dbias / dweight when wanted.
-__global__ void bn_backward_sums_kernel(const float* x, const float* g, int64_t N, int64_t C,
-                                        int64_t S, const float* mean, const float* invstd,
-                                        double* sums, float* dweight, float* dbias) {
+__global__ void bn_backward_sums_kernel(const float* x, const float* g, const float* relu_out,
+                                        int64_t N, int64_t C, int64_t S, const float* mean,
+                                        const float* invstd, double* sums, float* dweight,
+                                        float* dbias) {
   const int64_t c = blockIdx.x, M = N * S;
   const double m = mean[c], is = invstd[c];
   double sg = 0, sgx = 0;
   for (int64_t t = threadIdx.x; t < M; t += blockDim.x) {
     const int64_t k = channel_index(t, c, C, S);
-    sg += g[k];
-    sgx += g[k] * (x[k] - m) * is;
+    const float gk = masked_grad(g, relu_out, k);
+    sg += gk;
+    sgx += gk * (x[k] - m) * is;
   }
   sg = block_sum(sg);
   sgx = block_sum(sgx);
@@ -71,17 +82,17 @@ __global__ void bn_backward_sums_kernel(const float* x, const float* g, int64_t 
   }
 }
 
-__global__ void bn_backward_dx_kernel(const float* x, const float* g, int64_t n, int64_t C,
-                                      int64_t S, const float* w, const float* mean,
-                                      const float* invstd, const double* sums, bool train,
-                                      float* d) {
+__global__ void bn_backward_dx_kernel(const float* x, const float* g, const float* relu_out,
+                                      int64_t n, int64_t C, int64_t S, const float* w,
+                                      const float* mean, const float* invstd, const double* sums,
+                                      bool train, float* d) {
   const double M = double(n / C);
   SS_GRID_STRIDE(i, n) {
     const int64_t c = (i / S) % C;
     const float m = mean[c], is = invstd[c];
     const float a = float((w ? double(w[c]) : 1.0) * double(is));
     const float b = float(train ? sums[c] / M : 0.0), q = float(train ? sums[C + c] / M : 0.0);
-    d[i] = a * (g[i] - b - (x[i] - m) * is * q);
+    d[i] = a * (masked_grad(g, relu_out, i) - b - (x[i] - m) * is * q);
   }
 }
 }  // namespace
@@ -96,29 +107,31 @@ void CudaBackend::batch_norm_stats(const Tensor& x, int64_t N, int64_t C, int64_
 
 void CudaBackend::batch_norm_forward(const Tensor& x, int64_t N, int64_t C, int64_t S,
                                      const Tensor& weight, const Tensor& bias, const Tensor& mean,
-                                     const Tensor& invstd, Tensor& out) {
+                                     const Tensor& invstd, const Tensor& residual, bool relu,
+                                     Tensor& out) {
   const int64_t n = N * C * S;
   if (!n) return;
-  bn_forward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(
-      fptr(x), n, C, S, fptr(weight), fptr(bias), fptr(mean), fptr(invstd), fptr(out));
+  bn_forward_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(x), n, C, S, fptr(weight),
+                                                            fptr(bias), fptr(mean), fptr(invstd),
+                                                            fptr(residual), relu, fptr(out));
   CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::batch_norm_backward(const Tensor& x, const Tensor& dout, int64_t N, int64_t C,
-                                      int64_t S, const Tensor& weight, const Tensor& mean,
-                                      const Tensor& invstd, bool train, Tensor* dinp,
-                                      Tensor* dweight, Tensor* dbias) {
+void CudaBackend::batch_norm_backward(const Tensor& x, const Tensor& dout, const Tensor& relu_out,
+                                      int64_t N, int64_t C, int64_t S, const Tensor& weight,
+                                      const Tensor& mean, const Tensor& invstd, bool train,
+                                      Tensor* dinp, Tensor* dweight, Tensor* dbias) {
   if (!C) return;
   DeviceBuffer sums(size_t(2 * C) * sizeof(double));
   bn_backward_sums_kernel<<<unsigned(C), kThreads, 0, stream()>>>(
-      fptr(x), fptr(dout), N, C, S, fptr(mean), fptr(invstd), sums.as<double>(),
+      fptr(x), fptr(dout), fptr(relu_out), N, C, S, fptr(mean), fptr(invstd), sums.as<double>(),
       dweight ? fptr(*dweight) : nullptr, dbias ? fptr(*dbias) : nullptr);
   CUDA_CHECK_LAUNCH();
   const int64_t n = N * C * S;
   if (!dinp || !n) return;
   bn_backward_dx_kernel<<<grid_for(n), kThreads, 0, stream()>>>(
-      fptr(x), fptr(dout), n, C, S, fptr(weight), fptr(mean), fptr(invstd), sums.as<double>(),
-      train, fptr(*dinp));
+      fptr(x), fptr(dout), fptr(relu_out), n, C, S, fptr(weight), fptr(mean), fptr(invstd),
+      sums.as<double>(), train, fptr(*dinp));
   CUDA_CHECK_LAUNCH();
 }
 
