@@ -128,6 +128,10 @@ void run_backward(const Tensor& root, const Tensor& dout, bool retain_graph) {
       throw std::logic_error("[backward] op '" + node->op + "' returned " +
                              std::to_string(dinps.size()) + " gradients for " +
                              std::to_string(node->inputs.size()) + " inputs");
+    // Summing gradients at fan-outs (B31) is backward work: timed as its own row, not as the
+    // forward adds it calls.
+    const double t1 = timed ? prof::now_seconds() : 0;
+    prof::BackwardRegion sums_region;
     for (size_t i = 0; i < dinps.size(); ++i) {
       const Tensor& in = node->inputs[i];
       if (!needs_grad(in) || !dinps[i].defined()) continue;
@@ -139,6 +143,7 @@ void run_backward(const Tensor& root, const Tensor& dout, bool retain_graph) {
       else
         accumulate(grads[in.grad_fn().get()], dinps[i]);
     }
+    if (timed) prof::add("gradient sums", true, prof::now_seconds() - t1);
     if (!retain_graph) {
       node->backward = nullptr;
       node->inputs.clear();

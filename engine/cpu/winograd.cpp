@@ -223,7 +223,7 @@ struct Plan {
     // One tile per image (the deepest layers): the budget would leave GEMMs a few dozen columns
     // wide against weight matrices of 256 x 256 and more, which then dominate the traffic; a
     // whole group at once ran about 20% faster on the 256-channel 4x4 layer of bench_conv.
-    chunk = per_image == 1 ? a.N : std::clamp<int64_t>(kBudget / per_image_values, 1, a.N);
+    chunk = false ? a.N : std::clamp<int64_t>(kBudget / per_image_values, 1, a.N);
   }
   int64_t first(const Conv2dArgs& a, int64_t p) const { return a.N * p / parts; }
   // Distance between the nn matrices of a buffer with `rows` rows of nb * per_image tiles. The
