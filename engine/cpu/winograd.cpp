@@ -243,14 +243,15 @@ struct Plan {
   }
 };
 
-// The transforms of one image plane go through n full-width rows per row of tiles ("mid", row
-// i of tile row ty at mid + i * mid_stride + ty * m * tw), so that the pass along the rows runs
-// over all tiles of the plane in one loop.
+// The transforms of one channel go through n full-width rows per row of tiles ("mid"; row i of
+// tile row r = b th + ty, over the chunk's images b, at mid + i * mid_stride + r * m * tw). Tile
+// t = (b, ty, tx) of the chunk then starts at column m t of row i, so the pass along the rows
+// runs over all the chunk's tiles of the channel in one loop, the same order as V and M.
 
 // V[xi][c][t] = (B^T d B)[xi] for the n x n patch d of tile t = (b, ty, tx) of images
 // [n0, n0 + nb), zero outside the image. Per tile row: B^T down the columns of its n input rows
-// (rows outside the image read as zeros); then B along the rows, over the whole plane at once.
-// A tile's window is n = m + 2 columns wide, so the last tile of a row reads 2 columns past its
+// (rows outside the image read as zeros); then B along the rows, over all tiles at once. A
+// tile's window is n = m + 2 columns wide, so the last tile of a row reads 2 columns past its
 // row's m * tw, where mid holds the next row. Those two columns go down their own B^T into
 // "tail", and the last tile of each row is redone with them.
 template <class W, class T>
@@ -258,23 +259,23 @@ void input_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* x, int64_t
                      T* V) {
   constexpr int m = W::m, n = W::n, extra = n - m;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cin, nb);
-  const int64_t row = m * pl.tw, mid_stride = pl.th * row + extra;
+  const int64_t row = m * pl.tw, rows = nb * pl.th, mid_stride = rows * row + extra;
   // Input columns [0, cols) land on mid columns [pad, pad + cols) of a tile row; the columns
   // left and right of them are padding and stay zero.
   const int64_t cols = std::min<int64_t>(a.W, row - a.pad);
-  std::vector<T> mid(size_t(n * mid_stride), T(0)), tail(size_t(n * pl.th * extra));
+  std::vector<T> mid(size_t(n * mid_stride), T(0)), tail(size_t(n * rows * extra));
   const std::vector<T> zeros(size_t(a.W), T(0));
   const T* src[n];
   T* dst[n];
-  for (int64_t c = 0; c < a.Cin; ++c)
+  for (int64_t c = 0; c < a.Cin; ++c) {
     for (int64_t b = 0; b < nb; ++b) {
       const T* plane = x + ((n0 + b) * a.Cin + c) * a.H * a.W;
-      T* out = V + c * ld + b * pl.per_image;
       for (int64_t ty = 0; ty < pl.th; ++ty) {
+        const int64_t r0 = b * pl.th + ty;
         for (int r = 0; r < n; ++r) {
           const int64_t ih = m * ty - a.pad + r;
           src[r] = ih < 0 || ih >= a.H ? zeros.data() : plane + ih * a.W;
-          dst[r] = mid.data() + r * mid_stride + ty * row + a.pad;
+          dst[r] = mid.data() + r * mid_stride + r0 * row + a.pad;
         }
         map_columns<n, n>(src, dst, cols, [](const T* s, T* d) { W::in(s, d); });
         for (int q = 0; q < extra; ++q) {
@@ -282,46 +283,47 @@ void input_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* x, int64_t
           T d[n], v[n];
           for (int r = 0; r < n; ++r) d[r] = iw < a.W ? src[r][iw] : T(0);
           W::in(d, v);
-          for (int i = 0; i < n; ++i) tail[size_t((i * pl.th + ty) * extra + q)] = v[i];
+          for (int i = 0; i < n; ++i) tail[size_t((i * rows + r0) * extra + q)] = v[i];
         }
       }
-      for (int i = 0; i < n; ++i)
-        map_windows<n, n, m>(mid.data() + i * mid_stride, out + i * n * xi_stride, xi_stride,
-                             pl.per_image, [](const T* s, T* d) { W::in(s, d); });
-      for (int64_t ty = 0; ty < pl.th; ++ty)
-        for (int i = 0; i < n; ++i) {
-          T window[n], v[n];
-          const T* last = mid.data() + i * mid_stride + ty * row + row - m;
-          std::copy(last, last + m, window);
-          std::copy_n(tail.data() + (i * pl.th + ty) * extra, extra, window + m);
-          W::in(window, v);
-          for (int j = 0; j < n; ++j) out[(i * n + j) * xi_stride + ty * pl.tw + pl.tw - 1] = v[j];
-        }
     }
+    T* out = V + c * ld;
+    for (int i = 0; i < n; ++i)
+      map_windows<n, n, m>(mid.data() + i * mid_stride, out + i * n * xi_stride, xi_stride, ld,
+                           [](const T* s, T* d) { W::in(s, d); });
+    for (int64_t r0 = 0; r0 < rows; ++r0)
+      for (int i = 0; i < n; ++i) {
+        T window[n], v[n];
+        const T* last = mid.data() + i * mid_stride + r0 * row + row - m;
+        std::copy(last, last + m, window);
+        std::copy_n(tail.data() + (i * rows + r0) * extra, extra, window + m);
+        W::in(window, v);
+        for (int j = 0; j < n; ++j) out[(i * n + j) * xi_stride + r0 * pl.tw + pl.tw - 1] = v[j];
+      }
+  }
 }
 
 // out tiles of images [n0, n0 + nb) = A^T M A (+ bias), cut at the output's edge. A^T along the
-// rows of each tile's n x n products, over the whole plane at once; then, per tile row, A^T down
-// the columns into its m output rows (those past the edge into a scratch row).
+// rows of each tile's n x n products, over all tiles of the channel at once; then, per tile row,
+// A^T down the columns into its m output rows (those past the edge into a scratch row).
 template <class W, class T>
 void output_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* M, const T* bias, int64_t n0,
                       int64_t nb, T* out) {
   constexpr int m = W::m, n = W::n;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cout, nb);
-  const int64_t row = m * pl.tw, mid_stride = pl.th * row;
+  const int64_t row = m * pl.tw, rows = nb * pl.th, mid_stride = rows * row;
   std::vector<T> mid(size_t(n * mid_stride)), spill(static_cast<size_t>(row));
   const T* src[n];
   T* dst[m];
   for (int64_t co = 0; co < a.Cout; ++co) {
     const T bv = bias ? bias[co] : T(0);
+    for (int i = 0; i < n; ++i)
+      map_to_windows<n, m>(M + co * ld + i * n * xi_stride, xi_stride,
+                           mid.data() + i * mid_stride, ld, [](const T* s, T* d) { W::out(s, d); });
     for (int64_t b = 0; b < nb; ++b) {
-      const T* prod = M + co * ld + b * pl.per_image;
       T* plane = out + ((n0 + b) * a.Cout + co) * a.Ho * a.Wo;
-      for (int i = 0; i < n; ++i)
-        map_to_windows<n, m>(prod + i * n * xi_stride, xi_stride, mid.data() + i * mid_stride,
-                             pl.per_image, [](const T* s, T* d) { W::out(s, d); });
       for (int64_t ty = 0; ty < pl.th; ++ty) {
-        for (int i = 0; i < n; ++i) src[i] = mid.data() + i * mid_stride + ty * row;
+        for (int i = 0; i < n; ++i) src[i] = mid.data() + i * mid_stride + (b * pl.th + ty) * row;
         for (int k = 0; k < m; ++k)
           dst[k] = m * ty + k < a.Ho ? plane + (m * ty + k) * a.Wo : spill.data();
         map_columns<n, m>(src, dst, a.Wo, [bv](const T* s, T* d) {
@@ -334,33 +336,33 @@ void output_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* M, const 
 }
 
 // dM[xi][co][t] = (A dY A^T)[xi]: the adjoint of output_transform (dY zero past the edge). Per
-// tile row, A down the columns of its m output rows; then A along the rows, over the whole plane
-// at once.
+// tile row, A down the columns of its m output rows; then A along the rows, over all tiles of
+// the channel at once.
 template <class W, class T>
 void output_transform_adjoint(const Conv2dArgs& a, const Plan<W>& pl, const T* dout, int64_t n0,
                               int64_t nb, T* dM) {
   constexpr int m = W::m, n = W::n;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cout, nb);
-  const int64_t row = m * pl.tw, mid_stride = pl.th * row;
+  const int64_t row = m * pl.tw, rows = nb * pl.th, mid_stride = rows * row;
   // Columns past the output's edge stay zero: only [0, Wo) of each tile row is written.
   std::vector<T> mid(size_t(n * mid_stride), T(0));
   const std::vector<T> zeros(size_t(a.Wo), T(0));
   const T* src[m];
   T* dst[n];
-  for (int64_t co = 0; co < a.Cout; ++co)
+  for (int64_t co = 0; co < a.Cout; ++co) {
     for (int64_t b = 0; b < nb; ++b) {
       const T* plane = dout + ((n0 + b) * a.Cout + co) * a.Ho * a.Wo;
-      T* out = dM + co * ld + b * pl.per_image;
       for (int64_t ty = 0; ty < pl.th; ++ty) {
         for (int k = 0; k < m; ++k)
           src[k] = m * ty + k < a.Ho ? plane + (m * ty + k) * a.Wo : zeros.data();
-        for (int i = 0; i < n; ++i) dst[i] = mid.data() + i * mid_stride + ty * row;
+        for (int i = 0; i < n; ++i) dst[i] = mid.data() + i * mid_stride + (b * pl.th + ty) * row;
         map_columns<m, n>(src, dst, a.Wo, [](const T* s, T* d) { W::out_adjoint(s, d); });
       }
-      for (int i = 0; i < n; ++i)
-        map_windows<m, n, m>(mid.data() + i * mid_stride, out + i * n * xi_stride, xi_stride,
-                             pl.per_image, [](const T* s, T* d) { W::out_adjoint(s, d); });
     }
+    for (int i = 0; i < n; ++i)
+      map_windows<m, n, m>(mid.data() + i * mid_stride, dM + co * ld + i * n * xi_stride,
+                           xi_stride, ld, [](const T* s, T* d) { W::out_adjoint(s, d); });
+  }
 }
 
 // U[xi][co][ci] = (G g G^T)[xi] for each 3x3 kernel g = w[co, ci].
