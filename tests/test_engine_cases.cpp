@@ -236,7 +236,8 @@ TEST_CASE(
 
 TEST_CASE("conv2d: Winograd F(2x2, 3x3), F(4x4, 3x3) and im2col agree on values and gradients") {
   // The CPU paths for a 3x3 stride-1 conv, on odd sizes (partial edge tiles), one tile per image
-  // (4x4, whose chunks take the whole group), every pad the Winograd path takes, 1 and 2 threads:
+  // (4x4, whose chunks take the whole group), one tile per row (5x3, pad 0), every pad the
+  // Winograd path takes, 1 and 2 threads:
   // float64 to rounding, float32 to a small multiple of the rounding at the output's scale (F(4x4)
   // multiplies by up to 8 in its transforms).
   const int saved = cpu::num_threads();
@@ -258,7 +259,7 @@ TEST_CASE("conv2d: Winograd F(2x2, 3x3), F(4x4, 3x3) and im2col agree on values 
     for (DType dt : {DType::f64, DType::f32})
       for (auto [H, W, pad] : {std::tuple{7, 9, 1}, std::tuple{8, 8, 1}, std::tuple{5, 6, 0},
                                std::tuple{4, 5, 2}, std::tuple{13, 11, 1}, std::tuple{9, 10, 2},
-                               std::tuple{4, 4, 1}, std::tuple{3, 5, 1}}) {
+                               std::tuple{4, 4, 1}, std::tuple{3, 5, 1}, std::tuple{5, 3, 0}}) {
         cpu::set_num_threads(threads);
         CAPTURE(threads);
         CAPTURE(H);

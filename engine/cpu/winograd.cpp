@@ -253,13 +253,15 @@ struct Plan {
 // (rows outside the image read as zeros); then B along the rows, over all tiles at once. A
 // tile's window is n = m + 2 columns wide, so the last tile of a row reads 2 columns past its
 // row's m * tw, where mid holds the next row. Those two columns go down their own B^T into
-// "tail", and the last tile of each row is redone with them.
+// "tail", and the last tile of each row is redone with them. Where a tile row is a single tile
+// (the deepest layers) the rows are n wide instead and the windows n apart: nothing to redo.
 template <class W, class T>
 void input_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* x, int64_t n0, int64_t nb,
                      T* V) {
   constexpr int m = W::m, n = W::n, extra = n - m;
+  const bool single = pl.tw == 1;
   const int64_t ld = nb * pl.per_image, xi_stride = pl.xi_stride(a.Cin, nb);
-  const int64_t row = m * pl.tw, rows = nb * pl.th, mid_stride = rows * row + extra;
+  const int64_t row = single ? n : m * pl.tw, rows = nb * pl.th, mid_stride = rows * row + extra;
   // Input columns [0, cols) land on mid columns [pad, pad + cols) of a tile row; the columns
   // left and right of them are padding and stay zero.
   const int64_t cols = std::min<int64_t>(a.W, row - a.pad);
@@ -278,7 +280,7 @@ void input_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* x, int64_t
           dst[r] = mid.data() + r * mid_stride + r0 * row + a.pad;
         }
         map_columns<n, n>(src, dst, cols, [](const T* s, T* d) { W::in(s, d); });
-        for (int q = 0; q < extra; ++q) {
+        for (int q = 0; q < extra && !single; ++q) {
           const int64_t iw = row + q - a.pad;
           T d[n], v[n];
           for (int r = 0; r < n; ++r) d[r] = iw < a.W ? src[r][iw] : T(0);
@@ -288,10 +290,16 @@ void input_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* x, int64_t
       }
     }
     T* out = V + c * ld;
-    for (int i = 0; i < n; ++i)
-      map_windows<n, n, m>(mid.data() + i * mid_stride, out + i * n * xi_stride, xi_stride, ld,
-                           [](const T* s, T* d) { W::in(s, d); });
-    for (int64_t r0 = 0; r0 < rows; ++r0)
+    const auto in = [](const T* s, T* d) { W::in(s, d); };
+    for (int i = 0; i < n; ++i) {
+      const T* mi = mid.data() + i * mid_stride;
+      T* oi = out + i * n * xi_stride;
+      if (single)
+        map_windows<n, n, n>(mi, oi, xi_stride, ld, in);
+      else
+        map_windows<n, n, m>(mi, oi, xi_stride, ld, in);
+    }
+    for (int64_t r0 = 0; r0 < rows && !single; ++r0)
       for (int i = 0; i < n; ++i) {
         T window[n], v[n];
         const T* last = mid.data() + i * mid_stride + r0 * row + row - m;
@@ -318,8 +326,8 @@ void output_transform(const Conv2dArgs& a, const Plan<W>& pl, const T* M, const 
   for (int64_t co = 0; co < a.Cout; ++co) {
     const T bv = bias ? bias[co] : T(0);
     for (int i = 0; i < n; ++i)
-      map_to_windows<n, m>(M + co * ld + i * n * xi_stride, xi_stride,
-                           mid.data() + i * mid_stride, ld, [](const T* s, T* d) { W::out(s, d); });
+      map_to_windows<n, m>(M + co * ld + i * n * xi_stride, xi_stride, mid.data() + i * mid_stride,
+                           ld, [](const T* s, T* d) { W::out(s, d); });
     for (int64_t b = 0; b < nb; ++b) {
       T* plane = out + ((n0 + b) * a.Cout + co) * a.Ho * a.Wo;
       for (int64_t ty = 0; ty < pl.th; ++ty) {
@@ -360,8 +368,8 @@ void output_transform_adjoint(const Conv2dArgs& a, const Plan<W>& pl, const T* d
       }
     }
     for (int i = 0; i < n; ++i)
-      map_windows<m, n, m>(mid.data() + i * mid_stride, dM + co * ld + i * n * xi_stride,
-                           xi_stride, ld, [](const T* s, T* d) { W::out_adjoint(s, d); });
+      map_windows<m, n, m>(mid.data() + i * mid_stride, dM + co * ld + i * n * xi_stride, xi_stride,
+                           ld, [](const T* s, T* d) { W::out_adjoint(s, d); });
   }
 }
 
