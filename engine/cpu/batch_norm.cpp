@@ -78,11 +78,20 @@ void CpuBackend::batch_norm_forward(const Tensor& x, int64_t N, int64_t C, int64
         const T shift = (pb ? pb[c] : T(0)) - pm[c] * scale;
         const T* p = px + r * S;
         T* o = po + r * S;
-        for (int64_t k = 0; k < S; ++k) o[k] = p[k] * scale + shift;
-        if (pr)
-          for (int64_t k = 0; k < S; ++k) o[k] += pr[r * S + k];
-        if (relu)
-          for (int64_t k = 0; k < S; ++k) o[k] = o[k] > T(0) ? o[k] : T(0);
+        if (pr) {
+          const T* q = pr + r * S;
+#pragma omp simd
+          for (int64_t k = 0; k < S; ++k) {
+            const T v = p[k] * scale + shift + q[k];
+            o[k] = relu && !(v > T(0)) ? T(0) : v;
+          }
+        } else {
+#pragma omp simd
+          for (int64_t k = 0; k < S; ++k) {
+            const T v = p[k] * scale + shift;
+            o[k] = relu && !(v > T(0)) ? T(0) : v;
+          }
+        }
       }
     });
   });
@@ -101,40 +110,45 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& dout, const 
     T* pdb = dbias ? static_cast<T*>(dbias->raw_data()) : nullptr;
     const double M = double(N * S);
     // The loops for one channel, with the ReLU's mask (masked = true) or without: dout is read
-    // as g(i), 0 where the fused ReLU's output is not positive.
+    // as 0 where the fused ReLU's output is not positive. Both streams are loaded
+    // unconditionally and the mask is a select, so the loops vectorize without masked loads.
     auto channel = [&](int64_t c, auto masked) {
-      auto g = [&](const T* gp, const T* op, int64_t k) {
-        if constexpr (decltype(masked)::value)
-          return op[k] > T(0) ? gp[k] : T(0);
-        else
-          return gp[k];
-      };
-      const double m = pm[c], is = pi[c];
-      double sg = 0, sgx = 0;  // sum dout, sum dout * xhat
+      constexpr bool kMasked = decltype(masked)::value;
+      const double is = pi[c];
+      const T mt = pm[c];
+      double sg = 0, sgx = 0;  // sum dout, sum dout * (x - mean)
       for (int64_t n = 0; n < N; ++n) {
         const int64_t off = (n * C + c) * S;
-        const T *p = px + off, *gp = pg + off, *op = pro ? pro + off : nullptr;
+        const T *p = px + off, *gp = pg + off, *op = kMasked ? pro + off : gp;
         T bg = 0, bgx = 0;
-        const T mt = T(m);
 #pragma omp simd reduction(+ : bg, bgx)
         for (int64_t k = 0; k < S; ++k) {
-          const T gk = g(gp, op, k);
+          T gk = gp[k];
+          if constexpr (kMasked) gk = op[k] > T(0) ? gk : T(0);
           bg += gk;
           bgx += gk * (p[k] - mt);
         }
         sg += bg;
-        sgx += double(bgx) * is;
+        sgx += bgx;
       }
+      sgx *= is;
       if (pdb) pdb[c] = T(sg);
       if (pdw) pdw[c] = T(sgx);
       if (!pd) return;
-      const double w = pw ? pw[c] : 1.0;
-      const T a = T(w * is), b = T(train ? sg / M : 0.0), q = T(train ? sgx / M : 0.0);
+      // dx = a (g - b - (x - mean) is q) = a g + k0 + k1 (x - mean).
+      const double w = pw ? pw[c] : 1.0, a = w * is;
+      const double b = train ? sg / M : 0.0, q = train ? sgx / M : 0.0;
+      const T ta = T(a), k1 = T(-a * is * q), k0 = T(-a * b);
       for (int64_t n = 0; n < N; ++n) {
         const int64_t off = (n * C + c) * S;
-        const T *p = px + off, *gp = pg + off, *op = pro ? pro + off : nullptr;
+        const T *p = px + off, *gp = pg + off, *op = kMasked ? pro + off : gp;
         T* d = pd + off;
-        for (int64_t k = 0; k < S; ++k) d[k] = a * (g(gp, op, k) - b - (p[k] - T(m)) * T(is) * q);
+#pragma omp simd
+        for (int64_t k = 0; k < S; ++k) {
+          T gk = gp[k];
+          if constexpr (kMasked) gk = op[k] > T(0) ? gk : T(0);
+          d[k] = ta * gk + (k0 + k1 * (p[k] - mt));
+        }
       }
     };
     parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
