@@ -60,6 +60,11 @@ int run_bench(const BenchOptions& o_in) {
   if (!o.config.empty()) {
     cfg.load_file(o.config);
     cfg.validate();
+    // The same checks as train's: every loss table, the encoder, the augmentation preset. The
+    // device is bench's own --device, so the file's run.device is not held against it.
+    Config checked = cfg;
+    checked.set("run.device", std::string("cpu"));
+    check_run_setup(checked, {cfg.get_string("loss.name")});
     o.model = cfg.get_string("model.encoder");
     o.head_hidden = cfg.get_int("model.head_hidden");
     o.head_out = cfg.get_int("model.head_out");
@@ -154,7 +159,7 @@ int run_bench(const BenchOptions& o_in) {
       std::printf("  %-18s %10.2f %10.2f %7.1f%%\n", e.op.c_str(), f * 1e3, b * 1e3,
                   100 * (e.forward_seconds + e.backward_seconds) / total);
     }
-    std::printf("  %-18s %21.2f %7.1f%%\n", "other (optimizer, tape, allocation)",
+    std::printf("  %-29s %10.2f %7.1f%%\n", "other: optimizer, tape, alloc",
                 (total - counted) / double(o.steps) * 1e3, 100 * (total - counted) / total);
   }
   if (json_out.is_open()) {
@@ -164,7 +169,10 @@ int run_bench(const BenchOptions& o_in) {
                                {"batch", o.batch},         {"views", o.views},
                                {"ms_per_step", med * 1e3}, {"views_per_s", views_s},
                                {"gflops", gflops},         {"peak_rss_mib", rss},
-                               {"step_ms", step_ms}}
+                               {"step_ms", step_ms},       {"loss", o.loss},
+                               {"device", o.device},       {"threads", cpu::num_threads()},
+                               {"channels", o.channels},   {"image_size", o.image_size},
+                               {"profile", o.profile}}
                     .dump()
              << "\n";
   }

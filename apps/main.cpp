@@ -40,6 +40,8 @@ std::vector<std::string> split_commas(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Line-buffered even into a pipe, so progress reaches `| tee log` as it is printed.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   cpu::select_blas_kernels(argv);
   CLI::App app{"selfsup: compare self-supervised objectives end to end"};
   app.require_subcommand(1);

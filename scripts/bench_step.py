@@ -37,6 +37,7 @@ MODELS = {
     "resnet34": ([3, 4, 6, 3], [64, 128, 256, 512]),
     "resnet-small": ([1, 1, 1, 1], [32, 64, 128, 256]),
     "resnet-tiny": ([1, 1, 1, 1], [16, 32, 64, 128]),
+    "resnet-mini": ([1, 1, 1], [32, 64, 128]),
 }
 
 
@@ -93,7 +94,7 @@ def load_config(path):
     model = cfg.get("model", {})
     loss = cfg.get("loss", {})
     out = {}
-    for key in ("encoder", "head_hidden", "head_out", "head_bn"):
+    for key in ("encoder", "stem_stride", "head_hidden", "head_out", "head_bn"):
         if key in model:
             out[key] = model[key]
     # The config's input: its dataset's images (as selfsup bench --config takes them).
@@ -138,9 +139,9 @@ def build(args):
             return F.relu(h + skip)
 
     class ResNet(nn.Module):
-        def __init__(self, in_channels, depths, widths):
+        def __init__(self, in_channels, depths, widths, stem_stride):
             super().__init__()
-            self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+            self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stem_stride, 1, bias=False)
             init_conv(self.conv1)
             self.bn1 = nn.BatchNorm2d(widths[0])
             self.relu = nn.ReLU()
@@ -170,7 +171,7 @@ def build(args):
             return self.head(self.encoder(x))
 
     depths, widths = MODELS[args.model]
-    enc = ResNet(args.channels, depths, widths)
+    enc = ResNet(args.channels, depths, widths, args.stem_stride)
     layers = [nn.Linear(enc.feature_dim, args.head_hidden)]
     if args.head_bn:
         layers.append(nn.BatchNorm1d(args.head_hidden))
@@ -364,6 +365,8 @@ def main():
     ap.add_argument("--views", "-k", type=int, default=2, help="views per image (K)")
     ap.add_argument("--image-size", type=int, default=None)
     ap.add_argument("--channels", type=int, default=None)
+    ap.add_argument("--stem-stride", type=int, default=None, choices=[1, 2, 3, 4],
+                    help="stride of the stem convolution (selfsup's model.stem_stride)")
     ap.add_argument("--head-hidden", type=int, default=None)
     ap.add_argument("--head-out", type=int, default=None)
     ap.add_argument("--head-bn", choices=["true", "false"], default=None)
@@ -390,6 +393,8 @@ def main():
         args.model = cfg.get("encoder", "resnet18")
     if args.model not in MODELS:
         ap.error("unknown encoder %r; known: %s" % (args.model, ", ".join(MODELS)))
+    if args.stem_stride is None:
+        args.stem_stride = int(cfg.get("stem_stride", 1))
     if args.head_hidden is None:
         args.head_hidden = int(cfg.get("head_hidden", 512))
     if args.head_out is None:

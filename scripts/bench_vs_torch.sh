@@ -22,17 +22,25 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 MODEL="" CONFIG="" BATCH=64 ROUNDS=2 STEPS=5 WARMUP=2 THREADS=2 VIEWS=2 OUT="" BUILD=0 PROFILE=false
+# An option's value, or a clear error when it is missing.
+val() {
+  [ $# -ge 2 ] && [ -n "$2" ] && [ "${2#--}" = "$2" ] || {
+    echo "bench_vs_torch: $1 needs a value" >&2
+    exit 2
+  }
+  printf '%s' "$2"
+}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --model) MODEL=$2; shift 2 ;;
-    --config) CONFIG=$2; shift 2 ;;
-    --batch|-b) BATCH=$2; shift 2 ;;
-    --rounds) ROUNDS=$2; shift 2 ;;
-    --steps) STEPS=$2; shift 2 ;;
-    --warmup) WARMUP=$2; shift 2 ;;
-    --threads) THREADS=$2; shift 2 ;;
-    --views|-k) VIEWS=$2; shift 2 ;;
-    --out) OUT=$2; shift 2 ;;
+    --model) MODEL=$(val "$1" "${2-}"); shift 2 ;;
+    --config) CONFIG=$(val "$1" "${2-}"); shift 2 ;;
+    --batch|-b) BATCH=$(val "$1" "${2-}"); shift 2 ;;
+    --rounds) ROUNDS=$(val "$1" "${2-}"); shift 2 ;;
+    --steps) STEPS=$(val "$1" "${2-}"); shift 2 ;;
+    --warmup) WARMUP=$(val "$1" "${2-}"); shift 2 ;;
+    --threads) THREADS=$(val "$1" "${2-}"); shift 2 ;;
+    --views|-k) VIEWS=$(val "$1" "${2-}"); shift 2 ;;
+    --out) OUT=$(val "$1" "${2-}"); shift 2 ;;
     --build) BUILD=1; shift ;;
     --profile) PROFILE=true; shift ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
@@ -40,6 +48,32 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$MODEL$CONFIG" ] || MODEL=resnet-tiny
+# Checked before anything is timed: a bad value fails now, not after the sgemm passes.
+need_int() {  # name value minimum
+  case "$2" in
+    '' | *[!0-9]*) echo "bench_vs_torch: $1 must be a whole number, got '$2'" >&2; exit 2 ;;
+  esac
+  [ "$2" -ge "$3" ] || { echo "bench_vs_torch: $1 must be at least $3, got $2" >&2; exit 2; }
+}
+need_int --batch "$BATCH" 1
+need_int --rounds "$ROUNDS" 1
+need_int --steps "$STEPS" 1
+need_int --warmup "$WARMUP" 0
+need_int --threads "$THREADS" 1
+need_int --views "$VIEWS" 2
+if [ -n "$CONFIG" ] && [ -n "$MODEL" ]; then
+  echo "bench_vs_torch: give --model or --config, not both" >&2
+  exit 2
+fi
+if [ -n "$CONFIG" ] && [ ! -f "$CONFIG" ]; then
+  echo "bench_vs_torch: --config $CONFIG: no such file" >&2
+  exit 2
+fi
+case "$MODEL" in
+  '' | resnet18 | resnet34 | resnet-small | resnet-tiny | resnet-mini) ;;
+  *) echo "bench_vs_torch: --model $MODEL is not one both sides build" \
+       "(resnet18, resnet34, resnet-small, resnet-tiny, resnet-mini)" >&2; exit 2 ;;
+esac
 PY=/usr/bin/python3
 if ! "$PY" -c 'import torch' 2>/dev/null; then
   echo "[bench_vs_torch] PyTorch is not importable by $PY; install Debian's package:" >&2
@@ -66,7 +100,6 @@ LOG=$OUT/log.txt
 
 SEL=(--batch "$BATCH" --views "$VIEWS" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS")
 if [ -n "$CONFIG" ]; then
-  [ -z "$MODEL" ] || { echo "bench_vs_torch: give --model or --config, not both" >&2; exit 2; }
   SEL+=(--config "$CONFIG")
 else
   SEL+=(--model "$MODEL")

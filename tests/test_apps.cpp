@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "apps/bench.h"
 #include "apps/compare.h"
 #include "apps/config.h"
 #include "apps/evaluate.h"
@@ -347,4 +348,40 @@ TEST_CASE("the comparison table lists every row and leaves missing figures blank
         std::string::npos);
   CHECK(md.find("| raw pixels | - | 70.00 | 90.00 | - | - |") != std::string::npos);
   CHECK(csv_table({a, b}).find("du,-3.5,0.8,0.99,0.85") != std::string::npos);
+}
+
+TEST_CASE("bench checks its config as train does, and records what it timed") {
+  const std::string dir = temp_dir("bench");
+  const std::string base =
+      "[model]\nencoder = \"resnet-mini\"\nhead_hidden = 16\nhead_out = 8\n"
+      "[loss]\nname = \"du\"\n";
+  BenchOptions o;
+  o.batch = 4;
+  o.image_size = 8;
+  o.channels = 1;
+  o.warmup = 0;
+  o.steps = 1;
+  o.profile = false;
+
+  // A misspelt key in a table of a loss that bench is not timing is still an error.
+  write_file(dir + "/typo.toml", base + "[loss.infonce]\ntemprature = 0.5\n");
+  o.config = dir + "/typo.toml";
+  check_throws_with([&] { run_bench(o); }, {"[loss.infonce]", "temprature"});
+  // So is an unknown [loss] name, even when --loss names another loss.
+  write_file(dir + "/name.toml", "[loss]\nname = \"duu\"\n");
+  o.config = dir + "/name.toml";
+  o.loss = "infonce";
+  check_throws_with([&] { run_bench(o); }, {"[config]", "duu"});
+
+  write_file(dir + "/good.toml", base);
+  o.config = dir + "/good.toml";
+  o.loss = "";
+  o.json = dir + "/bench.jsonl";
+  CHECK(run_bench(o) == 0);
+  std::ifstream in(o.json);
+  std::string line;
+  REQUIRE(std::getline(in, line));
+  for (const char* field : {"\"loss\":\"du\"", "\"model\":\"resnet-mini\"", "\"batch\":4",
+                            "\"threads\":", "\"device\":\"cpu\"", "\"image_size\":8"})
+    CHECK_MESSAGE(line.find(field) != std::string::npos, field << " missing from " << line);
 }
