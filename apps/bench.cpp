@@ -14,6 +14,7 @@
 #include "engine/cpu/blas_setup.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/thread_pool.h"
+#include "engine/cpu/winograd.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/profiler.h"
@@ -110,6 +111,15 @@ int run_bench(const BenchOptions& o_in) {
       (long long)o.batch, (long long)o.views, (long long)V, (long long)o.channels,
       (long long)o.image_size, (long long)o.image_size, o.device.c_str());
   std::printf("%s\n%s\n", cpu::thread_policy(), cpu::blas_description().c_str());
+  if (dev == Device::cpu) {
+    const int wm = cpu::winograd_mode();
+    std::printf("3x3 stride-1 convs: %s (SELFSUP_WINOGRAD=%d)\n",
+                wm == 0 ? "im2col + GEMM"
+                : wm == 2
+                    ? "Winograd F(2x2, 3x3)"
+                    : "Winograd F(4x4, 3x3); F(2x2) on outputs under 4x4, im2col under 16 channels",
+                wm);
+  }
   std::printf("parameters %lld, forward %.2f GFLOP per step (x3 for forward + backward)\n",
               (long long)model->num_parameters(), fwd_flops / 1e9);
 

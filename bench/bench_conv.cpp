@@ -47,6 +47,14 @@ int main(int argc, char** argv) {
   bool gemm = true;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      std::printf(
+          "usage: bench_conv [--threads 2] [--reps 5] [--n 256] [--cin 64] [--cout 64] "
+          "[--hw 32] [--k 3] [--stride 1] [--no-gemm]\n"
+          "Times one conv2d layer (forward, then input + weight gradients) against a 4096^3 "
+          "sgemm\n(--no-gemm skips it); padding is k / 2.\n");
+      return 0;
+    }
     if (!std::strcmp(argv[i], "--no-gemm"))
       gemm = false;
     else if (!std::strcmp(argv[i], "--threads") && has_value)

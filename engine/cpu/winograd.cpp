@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -34,7 +35,9 @@ int mode_from_env() {
   const char* v = std::getenv("SELFSUP_WINOGRAD");
   if (!v) return 4;
   const std::string s(v);
-  return s == "0" ? 0 : s == "2" ? 2 : 4;
+  if (s == "0" || s == "2" || s == "4") return s[0] - '0';
+  std::fprintf(stderr, "selfsup: SELFSUP_WINOGRAD='%s' is not 0, 2 or 4; using 4\n", v);
+  return 4;
 }
 std::atomic<int> g_mode{mode_from_env()};
 
@@ -483,6 +486,10 @@ int winograd_tile(const Conv2dArgs& a) {
   // 4x4 tiles where the output has room for one: 36 multiplies per 16 outputs against 4 x 16
   // for 2x2 tiles. On 2x2 and 3x3 outputs the larger tile would transform mostly padding.
   return g_mode.load() == 4 && a.Ho >= 4 && a.Wo >= 4 ? 4 : 2;
+}
+
+int winograd_mode() {
+  return g_mode.load();
 }
 
 void set_winograd_mode(int tile) {

@@ -31,6 +31,7 @@ int winograd_tile(const Conv2dArgs& a);
 // (im2col everywhere). The environment variable SELFSUP_WINOGRAD sets the initial value; tests
 // and benchmarks compare the paths with it.
 void set_winograd_mode(int tile);
+int winograd_mode();
 
 // out [N, Cout, Ho, Wo] = conv(x [N, Cin, H, W], w [Cout, Cin, 3, 3]) + bias (may be null).
 template <class T>
